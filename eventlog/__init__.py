@@ -1,0 +1,1 @@
+"""sessionlog's engine: crash-safe per-session journals, folding, compaction, index."""

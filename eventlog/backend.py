@@ -1,0 +1,175 @@
+"""The storage interface the server talks to, and its file-backed implementation.
+
+``Backend`` is deliberately small and async so that a second implementation (several
+servers sharing Redis Streams) can slot in without touching ``server/``; the
+conformance suite (tests/test_backend_conformance.py) runs against every backend.
+
+``FileBackend`` runs the synchronous ``Store`` on a thread pool sized for group commit:
+fsyncs wait in threads, never on the event loop, and concurrent appends share them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+from .events import Event
+from .index import ListResult
+from .journal import FsyncPolicy
+from .model import Session
+from .notify import Notice
+from .ops import Result, SaveResult
+from .requests import (
+    AppendRequest,
+    CompleteRequest,
+    DeltaRequest,
+    EditRequest,
+    ExportRequest,
+    ListRequest,
+    LoadRequest,
+    RecordErrorRequest,
+    SaveRequest,
+    StartRequest,
+    UpdateRequest,
+)
+from .store import LoadResult, Store
+
+T = TypeVar("T")
+
+
+class Backend(Protocol):
+    """What the server needs from storage. Listeners are called on the event loop."""
+
+    async def start(self, req: StartRequest) -> Session: ...
+    async def append(self, req: AppendRequest) -> Result: ...
+    async def delta(self, req: DeltaRequest) -> Result: ...
+    async def complete(self, req: CompleteRequest) -> Result: ...
+    async def edit(self, req: EditRequest) -> Result: ...
+    async def update(self, req: UpdateRequest) -> Result: ...
+    async def record_error(self, req: RecordErrorRequest) -> Result: ...
+    async def save(self, req: SaveRequest) -> SaveResult: ...
+    async def load(self, req: LoadRequest) -> LoadResult: ...
+    async def list(self, req: ListRequest) -> ListResult: ...
+    async def delete(self, session_id: str) -> None: ...
+    async def events(self, session_id: str, after_seq: int) -> builtins.list[Event]: ...
+    async def watch(self, session_id: str) -> int:
+        """Start delivering this session's events (incl. other writers'); returns head seq."""
+        ...
+
+    async def unwatch(self, session_id: str) -> None: ...
+    async def export(self, req: ExportRequest) -> AsyncIterator[bytes]:
+        """Validates (raising not_found etc.) before returning the chunk stream."""
+        ...
+
+    async def import_events(self, data: bytes) -> builtins.list[str]: ...
+    async def compact(self) -> int: ...
+    async def health(self) -> dict[str, Any]: ...
+    def subscribe(self, listener: Callable[[Notice], None]) -> Callable[[], None]: ...
+    async def close(self) -> None: ...
+
+
+class FileBackend:
+    """``Backend`` over a ``Store`` in a data directory."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        fsync: FsyncPolicy = "always",
+        threads: int = 64,
+        store: Store | None = None,
+    ) -> None:
+        self.store = store or Store(root, fsync=fsync)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="eventlog")
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        return await loop.run_in_executor(self._pool, partial(fn, *args))
+
+    async def start(self, req: StartRequest) -> Session:
+        return await self._run(self.store.start, req)
+
+    async def append(self, req: AppendRequest) -> Result:
+        return await self._run(self.store.append, req)
+
+    async def delta(self, req: DeltaRequest) -> Result:
+        return await self._run(self.store.delta, req)
+
+    async def complete(self, req: CompleteRequest) -> Result:
+        return await self._run(self.store.complete, req)
+
+    async def edit(self, req: EditRequest) -> Result:
+        return await self._run(self.store.edit, req)
+
+    async def update(self, req: UpdateRequest) -> Result:
+        return await self._run(self.store.update, req)
+
+    async def record_error(self, req: RecordErrorRequest) -> Result:
+        return await self._run(self.store.record_error, req)
+
+    async def save(self, req: SaveRequest) -> SaveResult:
+        return await self._run(self.store.save, req)
+
+    async def load(self, req: LoadRequest) -> LoadResult:
+        return await self._run(self.store.load, req)
+
+    async def list(self, req: ListRequest) -> ListResult:
+        return await self._run(self.store.list, req)
+
+    async def delete(self, session_id: str) -> None:
+        await self._run(self.store.delete, session_id)
+
+    async def events(self, session_id: str, after_seq: int) -> builtins.list[Event]:
+        return await self._run(self.store.events, session_id, after_seq)
+
+    async def watch(self, session_id: str) -> int:
+        return await self._run(self.store.watch, session_id)
+
+    async def unwatch(self, session_id: str) -> None:
+        await self._run(self.store.unwatch, session_id)
+
+    async def refresh(self, session_id: str) -> None:
+        """A journal changed on disk (the server's file watcher calls this)."""
+        await self._run(self.store.external_change, session_id)
+
+    async def export(self, req: ExportRequest) -> AsyncIterator[bytes]:
+        it = await self._run(self.store.export, req)  # raises before any byte is sent
+        return self._chunks(it)
+
+    async def _chunks(self, it: Iterator[bytes]) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await self._run(next, it, None)
+            if chunk is None:
+                return
+            yield chunk
+
+    async def import_events(self, data: bytes) -> builtins.list[str]:
+        return await self._run(self.store.import_events, data)
+
+    async def compact(self) -> int:
+        return await self._run(self.store.compact)
+
+    async def health(self) -> dict[str, Any]:
+        return await self._run(self.store.health)
+
+    def subscribe(self, listener: Callable[[Notice], None]) -> Callable[[], None]:
+        """``listener`` runs on the event loop of the caller, in publication order."""
+        loop = asyncio.get_running_loop()
+
+        def hop(notice: Notice) -> None:
+            # call_soon_threadsafe is FIFO, so per-session seq order is kept.
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(listener, notice)
+
+        return self.store.subscribe(hop)
+
+    async def close(self) -> None:
+        await self._run(self.store.close)
+        self._pool.shutdown(wait=True)

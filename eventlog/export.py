@@ -1,0 +1,152 @@
+"""Export formats (training data and backups) and the import of an ``events`` export.
+
+``events`` lines are journal events with the ``session_id`` added in front; importing
+them rebuilds byte-identical journals, so export → delete → import round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+
+import msgspec
+
+from .errors import InvalidRequest, SessionExists
+from .events import Event, SessionStarted, decoder, encode_line, encoder
+from .journal import fsync_dir
+from .model import Session
+from .requests import check_session_id
+
+CONTENT_TYPES = {
+    "openai": ("application/jsonl; charset=utf-8", "jsonl"),
+    "sharegpt": ("application/jsonl; charset=utf-8", "jsonl"),
+    "events": ("application/jsonl; charset=utf-8", "jsonl"),
+    "markdown": ("text/markdown; charset=utf-8", "md"),
+}
+SHAREGPT_FROM = {"user": "human", "assistant": "gpt", "system": "system", "tool": "tool"}
+
+
+def filename(fmt: str, session_ids: list[str] | None) -> str:
+    """A download name: ``sessionlog-<id>-<format>.<ext>`` or ``sessionlog-<format>…``."""
+    ext = CONTENT_TYPES[fmt][1]
+    who = session_ids[0] if session_ids and len(session_ids) == 1 else f"{len(session_ids or [])}"
+    return f"sessionlog-{who}-{fmt}.{ext}" if session_ids else f"sessionlog-all-{fmt}.{ext}"
+
+
+def openai_line(s: Session) -> bytes | None:
+    """Fine-tuning chat format: one ``{"messages": [{role, content}…]}`` per session."""
+    msgs = [{"role": m.role, "content": m.content} for m in s.messages if m.status == "complete"]
+    return encoder.encode({"messages": msgs}) + b"\n" if msgs else None
+
+
+def sharegpt_line(s: Session) -> bytes | None:
+    """ShareGPT: ``{"conversations": [{"from": human|gpt|system|tool, "value"}…]}``."""
+    conv = [
+        {"from": SHAREGPT_FROM[m.role], "value": m.content}
+        for m in s.messages
+        if m.status == "complete"
+    ]
+    return encoder.encode({"id": s.session_id, "conversations": conv}) + b"\n" if conv else None
+
+
+def markdown(s: Session) -> bytes:
+    """A readable transcript."""
+    out = [f"# {s.title or 'Session ' + s.session_id}", ""]
+    out.append(
+        f"*Session `{s.session_id}` · {s.user_name} · started {s.started_at} · "
+        f"{s.stats.total_messages} messages*"
+    )
+    if s.tags:
+        out.append("Tags: " + ", ".join(s.tags))
+    out.append("")
+    for m in s.messages:
+        mark = " *(incomplete)*" if m.status == "partial" else ""
+        out += [f"### {m.role.capitalize()} · {m.timestamp}{mark}", "", m.content, ""]
+    return ("\n".join(out) + "\n---\n\n").encode()
+
+
+def event_lines(session_id: str, events: Iterable[Event]) -> Iterator[bytes]:
+    """Journal events with ``session_id`` in front: the backup format."""
+    head = b'{"session_id":' + encoder.encode(session_id) + b","
+    for e in events:
+        yield head + encoder.encode(e)[1:] + b"\n"
+
+
+class _Keyed(msgspec.Struct):
+    session_id: str
+
+
+_keyed = msgspec.json.Decoder(_Keyed)
+
+
+def parse_events(data: bytes) -> dict[str, list[Event]]:
+    """Group an ``events`` export by session, checking every line; raise on the first
+    problem with its line number (nothing is written by a refused import)."""
+    sessions: dict[str, list[Event]] = {}
+    for n, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            sid = _keyed.decode(line).session_id
+            ev = decoder.decode(line)
+        except msgspec.DecodeError as e:
+            raise InvalidRequest(
+                f"invalid import: line {n} is not an event of an `events` export ({e})", "events"
+            ) from None
+        check_session_id(sid)
+        evs = sessions.setdefault(sid, [])
+        want = len(evs) + 1
+        if ev.seq != want:
+            raise InvalidRequest(
+                f"invalid import: line {n}: session {sid!r} expected seq {want}, got {ev.seq}; "
+                "an `events` export lists each session's events in order from seq 1",
+                "events",
+            )
+        if (want == 1) != isinstance(ev, SessionStarted):
+            raise InvalidRequest(
+                f"invalid import: line {n}: session {sid!r} must start with session.started "
+                "(and have only one)",
+                "events",
+            )
+        evs.append(ev)
+    if not sessions:
+        raise InvalidRequest("invalid import: no events found; send an `events` export", "events")
+    return sessions
+
+
+def write_journals(
+    sessions: dict[str, list[Event]],
+    path_for: Callable[[str, str], str],
+    exists: Callable[[str], bool],
+) -> list[tuple[str, str]]:
+    """Write each session's journal atomically (temp file, fsync, rename, fsync folder).
+
+    Refuses the whole import, before writing anything, if any session already exists.
+    Returns (session_id, path) for each written journal.
+    """
+    for sid in sessions:
+        if exists(sid):
+            raise SessionExists(sid)
+    written = []
+    for sid, evs in sessions.items():
+        path = path_for(evs[0].ts[:10], sid)
+        tmp = f"{path}.import-{os.getpid()}-{os.urandom(4).hex()}"
+        data = b"".join(encode_line(e) for e in evs)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # unlike rename, refuses to replace a journal created meanwhile
+        except FileExistsError:
+            os.unlink(tmp)
+            raise SessionExists(sid) from None
+        os.unlink(tmp)
+        fsync_dir(os.path.dirname(path))
+        written.append((sid, path))
+    return written
+

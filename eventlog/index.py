@@ -1,0 +1,518 @@
+"""The derived list index: session summaries plus full-text search, in SQLite.
+
+Nothing here is a source of truth: the file can be deleted at any time and rebuilt from
+the journals (``Index.rebuild``), and ``stored()`` lets the store find rows that fell
+behind. Layout of the file:
+
+- ``sessions``: one row per session; the exact ``Summary`` as a msgpack blob (so a list
+  page is a decode, not a re-assembly) plus the columns that filters and ordering need.
+- ``tags``: (tag, sid) pairs, so a tag filter is an index lookup.
+- ``totals``: running COUNT/SUM per (archived, type), kept by triggers in the same
+  transaction, so the default page does not aggregate over every row.
+- ``docs``: FTS5 over message contents and titles. A doc's rowid is ``sid << 32 | slot``
+  (slot 0 = title, slot i+1 = message i). Messages are never removed and keep their
+  position, so the rowid is derivable and no key table or lookup is needed; a session's
+  docs are one rowid range.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from typing import Any
+
+import msgspec
+
+from .events import Event, MessageAppended, MessageCompleted, MessageDelta, MessageEdited
+from .model import Message, Session, Summary, summarize
+from .requests import ListRequest
+
+SCHEMA_VERSION = 1
+_SLOT_BITS = 32
+_TITLE_WEIGHT = 10.0  # bm25 weight of the title column against 1.0 for message bodies
+_REBUILD_BATCH = 2000
+RANK_LIMIT = 10_000  # matching messages up to which results are ranked by bm25
+_FEW = 5_000  # a tag on at most this many sessions drives the page through `tags`
+_AGG = "count(*), sum(s.started_at >= ?), sum(s.started_at >= ?), sum(s.message_count)"
+_AGG_OVER = ", ".join(f"{a} OVER ()" for a in _AGG.split(", "))
+_WORD = re.compile(r"[^\W_]+")  # a run of letters/digits, roughly a unicode61 token
+_ORDER = "s.pinned DESC, s.last_updated DESC, s.session_id"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS sessions (
+    sid INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE,
+    started_at TEXT NOT NULL, last_updated TEXT NOT NULL, type TEXT NOT NULL,
+    pinned INTEGER NOT NULL, archived INTEGER NOT NULL, message_count INTEGER NOT NULL,
+    title TEXT NOT NULL, tags BLOB NOT NULL, seq INTEGER NOT NULL, journal TEXT NOT NULL,
+    size INTEGER NOT NULL, summary BLOB NOT NULL
+);
+-- the list order, for archived = 0/1 and for both (archived IS NULL in the request)
+CREATE INDEX IF NOT EXISTS sessions_order
+    ON sessions (archived, pinned DESC, last_updated DESC, session_id);
+CREATE INDEX IF NOT EXISTS sessions_order_all
+    ON sessions (pinned DESC, last_updated DESC, session_id);
+-- covering indexes: aggregates and page keys over a date range read no table rows;
+-- sessions_today / _this_week only touch the recent end of sessions_started
+CREATE INDEX IF NOT EXISTS sessions_started ON sessions
+    (archived, started_at, type, message_count, pinned, last_updated, session_id);
+CREATE INDEX IF NOT EXISTS sessions_updated
+    ON sessions (archived, last_updated, started_at, type, message_count);
+CREATE TABLE IF NOT EXISTS tags (sid INTEGER, tag TEXT, PRIMARY KEY (sid, tag)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_by_tag ON tags (tag, sid);
+CREATE TABLE IF NOT EXISTS totals (
+    archived INTEGER, type TEXT, n INTEGER, messages INTEGER, PRIMARY KEY (archived, type)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS sessions_ins AFTER INSERT ON sessions BEGIN
+    INSERT INTO totals VALUES (new.archived, new.type, 1, new.message_count)
+    ON CONFLICT DO UPDATE SET n = n + 1, messages = messages + excluded.messages;
+END;
+CREATE TRIGGER IF NOT EXISTS sessions_del AFTER DELETE ON sessions BEGIN
+    UPDATE totals SET n = n - 1, messages = messages - old.message_count
+    WHERE archived = old.archived AND type = old.type;
+END;
+CREATE TRIGGER IF NOT EXISTS sessions_upd AFTER UPDATE OF archived, type, message_count
+ON sessions BEGIN
+    UPDATE totals SET n = n - 1, messages = messages - old.message_count
+    WHERE archived = old.archived AND type = old.type;
+    INSERT INTO totals VALUES (new.archived, new.type, 1, new.message_count)
+    ON CONFLICT DO UPDATE SET n = n + 1, messages = messages + excluded.messages;
+END;
+CREATE VIRTUAL TABLE IF NOT EXISTS docs
+    USING fts5 (title, body, tokenize = 'unicode61 remove_diacritics 2');
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+_COLUMNS = ("session_id", "started_at", "last_updated", "type", "pinned", "archived",
+            "message_count", "title", "tags", "seq", "journal", "size", "summary")  # fmt: skip
+_UPSERT = (
+    f"INSERT INTO sessions ({', '.join(_COLUMNS)}) VALUES (:{', :'.join(_COLUMNS)}) "
+    f"ON CONFLICT (session_id) DO UPDATE SET ({', '.join(_COLUMNS[1:])}) = "
+    f"({', '.join('excluded.' + c for c in _COLUMNS[1:])}) RETURNING sid"
+)
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_summary = msgspec.msgpack.Decoder(Summary).decode
+_MESSAGE_EVENTS = (MessageAppended, MessageDelta, MessageCompleted, MessageEdited)
+_DEL, _INS = 0, 1
+_DocOp = tuple[int, tuple[Any, ...]]  # (_DEL, (lo, hi)) or (_INS, (rowid, title, body))
+
+
+class ListResult(msgspec.Struct):
+    """One page of the session list plus aggregates over every matching session."""
+
+    sessions: list[Summary]
+    total_sessions: int
+    sessions_today: int
+    sessions_this_week: int
+    total_messages: int
+    limit: int
+    offset: int
+    has_more: bool
+
+
+def fts_query(text: str | None) -> str | None:
+    """User text as a safe FTS5 expression: every term quoted and required, the last one
+    a prefix (search-as-you-type); None when nothing searchable is left."""
+    if not text:
+        return None
+    # Whitespace splits terms; inside a quoted term the tokenizer splits the rest, so
+    # "foo-bar" becomes a phrase. Chunks with no letter or digit would be empty phrases.
+    terms = [t for t in text.replace("\x00", " ").split() if any(c.isalnum() for c in t)]
+    if not terms:
+        return None
+    quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
+    # a prefix expands to every matching term and FTS5 merges them all up front: "b*"
+    # costs seconds in a big index, so short prefixes are matched as whole words
+    if len(_WORD.findall(terms[-1])[-1]) >= 3:
+        quoted[-1] += "*"
+    return " AND ".join(quoted)
+
+
+def _nums(row: Sequence[Any]) -> tuple[int, int, int, int]:
+    return row[0], row[1] or 0, row[2] or 0, row[3] or 0
+
+
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _until_bound(until: str | None) -> tuple[str, str | None]:
+    """(operator, value) for ``started_at`` so a bare date includes that whole day."""
+    if until is not None and len(until) == 10:
+        day = datetime.strptime(until, "%Y-%m-%d") + timedelta(days=1)
+        return "<", day.strftime("%Y-%m-%d")
+    return "<=", until
+
+
+def _default_journal(session: Session) -> str:
+    return f"sessions/{session.started_at[:10]}/{session.session_id}.jsonl"
+
+
+class Index:
+    """Derived, rebuildable list/search index in SQLite; never the source of truth."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._lock = threading.Lock()
+        # autocommit mode: transactions are explicit (BEGIN IMMEDIATE for writes, so two
+        # processes queue on busy_timeout instead of failing a read->write upgrade)
+        self._db = sqlite3.connect(
+            os.fspath(path), timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = OFF")  # derived data: a crash costs a rebuild
+        self._db.execute("PRAGMA cache_size = -65536")
+        with self._tx():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            # an index from another release is dropped; stored() is then empty, so the
+            # store's start-up reconcile re-indexes every journal
+            self._create(drop=version not in (0, SCHEMA_VERSION))
+
+    def _create(self, drop: bool) -> None:
+        if drop:
+            for name in ("docs", "totals", "tags", "sessions"):
+                self._db.execute(f"DROP TABLE IF EXISTS {name}")
+        # not executescript: it would COMMIT the transaction we are in
+        for stmt in _statements(_SCHEMA):
+            self._db.execute(stmt)
+
+    @contextmanager
+    def _tx(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
+        self._db.execute(begin)
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- writes ---------------------------------------------------------------------
+
+    def apply(self, items: Iterable[tuple[Session, Sequence[Event], str, int]]) -> None:
+        """Index sessions after new events, in one transaction: (session after the events,
+        the new events, journal path relative to the data dir, journal size in bytes)."""
+        with self._lock, self._tx():
+            ops: list[_DocOp] = []
+            for session, events, journal, size in items:
+                self._apply_one(session, events, journal, size, ops, rebuilding=False)
+            self._write_docs(ops)
+
+    def _apply_one(
+        self,
+        session: Session,
+        events: Sequence[Event],
+        journal: str,
+        size: int,
+        ops: list[_DocOp],
+        *,
+        rebuilding: bool,
+    ) -> None:
+        """Upsert the row and tags; append the full-text changes to ``ops``."""
+        db = self._db
+        old = db.execute(
+            "SELECT seq, title, tags FROM sessions WHERE session_id = ?", (session.session_id,)
+        ).fetchone()
+        if old is not None and (
+            (events and session.seq < old[0]) or (rebuilding and session.seq <= old[0])
+        ):
+            # an older state arriving late (a racing writer, or a rebuild overtaken by
+            # apply): the row already holds newer truth. An empty-events apply is a
+            # reconcile against the journal and always wins.
+            return
+        full = (
+            old is None
+            or rebuilding
+            or (not events and old[0] != session.seq)
+            or (events and (events[0].seq > old[0] + 1 or events[-1].seq != session.seq))
+        )
+        summary = summarize(session)
+        tags = _encode(sorted(set(summary.tags)))
+        row = msgspec.structs.asdict(summary)  # sqlite3 ignores the keys not in _UPSERT
+        row.update(tags=tags, journal=journal, size=size, summary=_encode(summary))
+        # fetchall, not fetchone: it resets the statement, so the cached one is reused
+        sid: int = db.execute(_UPSERT, row).fetchall()[0][0]
+        if old is None or old[2] != tags:
+            if old is not None:
+                db.execute("DELETE FROM tags WHERE sid = ?", (sid,))
+            db.executemany("INSERT INTO tags VALUES (?, ?)", ((sid, t) for t in set(summary.tags)))
+        base = sid << _SLOT_BITS
+        if full:
+            if old is not None:
+                ops.append((_DEL, (base, base + (1 << _SLOT_BITS) - 1)))
+            if session.title:
+                ops.append((_INS, (base, session.title, "")))
+            ops.extend(
+                (_INS, (base + i + 1, "", m.content))
+                for i, m in enumerate(session.messages)
+                if m.status == "complete" and m.content
+            )
+            return
+        if old[1] != session.title:
+            ops.append((_DEL, (base, base)))
+            if session.title:
+                ops.append((_INS, (base, session.title, "")))
+        # every message an event touched is re-indexed from its current state in
+        # `session`, so deltas never hit FTS and the result equals a full reindex
+        touched = {
+            e.data.message_id for e in events if e.seq > old[0] and isinstance(e, _MESSAGE_EVENTS)
+        }
+        for pos, m in _locate(session.messages, touched):
+            if m.status == "complete":  # a streaming message is indexed once it completes
+                ops.append((_DEL, (base + pos + 1, base + pos + 1)))
+                if m.content:
+                    ops.append((_INS, (base + pos + 1, "", m.content)))
+
+    def _write_docs(self, ops: list[_DocOp]) -> None:
+        # Runs after every other write of the transaction: FTS5 flushes its in-memory
+        # pending terms to a new segment whenever another statement opens a savepoint
+        # (any write with triggers does), which made interleaved writes ~8x slower.
+        for kind, group in groupby(ops, key=lambda op: op[0]):
+            self._db.executemany(
+                "DELETE FROM docs WHERE rowid BETWEEN ? AND ?"
+                if kind == _DEL
+                else "INSERT INTO docs (rowid, title, body) VALUES (?, ?, ?)",
+                (args for _, args in group),
+            )
+
+    def remove(self, session_id: str) -> None:
+        """Forget a session (its row, tags and full-text docs)."""
+        with self._lock, self._tx():
+            rows = self._db.execute(
+                "DELETE FROM sessions WHERE session_id = ? RETURNING sid", (session_id,)
+            ).fetchall()
+            for row in rows:
+                base = row[0] << _SLOT_BITS
+                self._db.execute("DELETE FROM tags WHERE sid = ?", (row[0],))
+                self._db.execute(
+                    "DELETE FROM docs WHERE rowid BETWEEN ? AND ?",
+                    (base, base + (1 << _SLOT_BITS) - 1),
+                )
+
+    def rebuild(
+        self,
+        items: Iterable[Session | tuple[Session, str, int]],
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Clear the index and index ``items`` (sessions, or (session, journal, size);
+        a bare session gets the spec's journal path and size 0). Commits every few
+        thousand sessions, so readers meanwhile see a partial list; returns the count."""
+        with self._lock, self._tx():
+            self._create(drop=True)  # dropping is much faster than deleting FTS rows
+        n = 0
+        it = iter(items)
+        while True:
+            batch = [
+                x if isinstance(x, tuple) else (x, _default_journal(x), 0)
+                for _, x in zip(range(_REBUILD_BATCH), it, strict=False)
+            ]
+            if not batch:
+                break
+            # the lock is released between batches so queries and applies are not
+            # starved; _apply_one(rebuilding=True) never overwrites a newer row
+            with self._lock, self._tx():
+                ops: list[_DocOp] = []
+                for session, journal, size in batch:
+                    self._apply_one(session, (), journal, size, ops, rebuilding=True)
+                self._write_docs(ops)
+            n += len(batch)
+            if progress is not None:
+                progress(n)
+        with self._lock, self._tx():  # one merged FTS segment answers faster than many
+            self._db.execute("INSERT INTO docs (docs) VALUES ('optimize')")
+        return n
+
+    # -- reads ----------------------------------------------------------------------
+
+    def stored(self) -> dict[str, tuple[int, int]]:
+        """session_id -> (indexed seq, journal size), to reconcile with the journals."""
+        with self._lock:
+            rows = self._db.execute("SELECT session_id, seq, size FROM sessions").fetchall()
+        return {sid: (seq, size) for sid, seq, size in rows}
+
+    def journal_of(self, session_id: str) -> str | None:
+        """The journal path (relative to the data dir) of an indexed session."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT journal FROM sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def query(self, req: ListRequest, now: datetime | None = None) -> ListResult:
+        """One page of the list for a ``ListRequest``, with aggregates over all matches.
+
+        Without a query: pinned first, newest ``last_updated`` first, then session_id.
+        With one: best bm25 relevance (title hits weigh more), ties newest first; when
+        more than ``RANK_LIMIT`` messages match, bm25 would cost seconds and mean
+        little, so sessions whose title matches come first, then newest first."""
+        now = (now or datetime.now(UTC)).astimezone(UTC)
+        dates = (now.strftime("%Y-%m-%d"), _iso(now - timedelta(days=7)))
+        # archived = None is spelled IN (0, 1) so indexes led by `archived` still apply
+        conds = [
+            "s.archived IN (0, 1)"
+            if req.archived is None
+            else f"s.archived IN ({int(req.archived)})"
+        ]
+        args: list[Any] = []
+        until_op, until = _until_bound(req.until)
+        for sql, value in (
+            ("s.type = ?", req.type),
+            ("s.last_updated >= ?", req.since),
+            (f"s.started_at {until_op} ?", until),
+        ):
+            if value is not None:
+                conds.append(sql)
+                args.append(value)
+        match = fts_query(req.query)
+        with self._lock, self._tx("BEGIN"):  # one snapshot for the page and aggregates
+            if match is None:
+                rows, aggs = self._list(req, conds, args, dates)
+            else:
+                rows, aggs = self._search(match, req, conds, args, dates)
+        sessions = [_decode_summary(r[0]) for r in rows]
+        total, n_today, n_week, messages = aggs
+        return ListResult(
+            sessions=sessions,
+            total_sessions=total,
+            sessions_today=n_today,
+            sessions_this_week=n_week,
+            total_messages=messages,
+            limit=req.limit,
+            offset=req.offset,
+            has_more=req.offset + len(sessions) < total,
+        )
+
+    def _list(
+        self, req: ListRequest, conds: list[str], args: list[Any], dates: tuple[str, str]
+    ) -> tuple[list[Any], tuple[int, int, int, int]]:
+        db = self._db
+        where = " AND ".join(conds)
+        # with a tag, CROSS JOIN makes the tag's (usually few) sessions drive the query
+        src, tag_where, tag_args = (
+            ("tags t CROSS JOIN sessions s ON s.sid = t.sid", "t.tag = ? AND ", [req.tag])
+            if req.tag is not None
+            else ("sessions s", "", [])
+        )
+        if req.tag is None and req.since is None and req.until is None:
+            # the default page: running totals (conds only name archived and type, which
+            # `totals` has too), and only the last week of the started_at index
+            total, messages = db.execute(
+                f"SELECT sum(n), sum(messages) FROM totals s WHERE {where}", args
+            ).fetchone()
+            n_today, n_week = db.execute(
+                f"SELECT sum(started_at >= ?), count(*) FROM sessions s "
+                f"WHERE {where} AND started_at >= ?",
+                (dates[0], *args, dates[1]),
+            ).fetchone()
+            aggs = (total or 0, n_today or 0, n_week, messages or 0)
+        else:
+            aggs = _nums(
+                db.execute(
+                    f"SELECT {_AGG} FROM {src} WHERE {tag_where}{where}", (*dates, *tag_args, *args)
+                ).fetchone()
+            )
+        # The page's keys come from an index-only (where possible) subquery, and only
+        # the page's summary blobs are read. Which index leads is chosen by where the
+        # matches sit: a selective tag drives from its sessions; `until` matches are
+        # the oldest, so walking the list order would pass nearly every row first.
+        if req.tag is not None and aggs[0] <= _FEW:
+            keys, args = f"{src} WHERE {tag_where}{where}", [*tag_args, *args]
+        else:
+            if req.tag is not None:
+                conds = [*conds, "s.sid IN (SELECT sid FROM tags WHERE tag = ?)"]
+                args = [*args, req.tag]
+            hint = "sessions_started" if req.until is not None else "sessions_order"
+            if req.archived is None and req.until is None:
+                hint, conds = "sessions_order_all", conds[1:]  # it has no `archived`
+            keys = f"sessions s INDEXED BY {hint} WHERE {' AND '.join(conds) or '1'}"
+        rows = db.execute(
+            f"SELECT summary FROM sessions s WHERE sid IN (SELECT s.sid FROM {keys} "
+            f"ORDER BY {_ORDER} LIMIT ? OFFSET ?) ORDER BY {_ORDER}",
+            (*args, req.limit, req.offset),
+        ).fetchall()
+        return rows, aggs
+
+    def _search(
+        self,
+        match: str,
+        req: ListRequest,
+        conds: list[str],
+        args: list[Any],
+        dates: tuple[str, str],
+    ) -> tuple[list[Any], tuple[int, int, int, int]]:
+        db = self._db
+        if req.tag is not None:
+            conds = [*conds, "s.sid IN (SELECT sid FROM tags WHERE tag = ?)"]
+            args = [*args, req.tag]
+        where = " AND ".join(conds)
+        try:
+            probe = db.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM docs WHERE docs MATCH ? LIMIT ?)",
+                (match, RANK_LIMIT + 1),
+            ).fetchone()[0]
+            if probe <= RANK_LIMIT:
+                # best doc per session; bm25 must run inside the FTS scan, hence the
+                # MATERIALIZED step before grouping
+                hits = (
+                    "WITH m AS MATERIALIZED (SELECT rowid, "
+                    f"bm25(docs, {_TITLE_WEIGHT}, 1.0) AS r FROM docs WHERE docs MATCH ?), "
+                    f"hits AS (SELECT rowid >> {_SLOT_BITS} AS sid, min(r) AS score "
+                    "FROM m GROUP BY 1) "
+                )
+                hargs: tuple[str, ...] = (match,)
+            else:
+                hits = (
+                    f"WITH hits AS (SELECT sid, -(sid IN (SELECT rowid >> {_SLOT_BITS} "
+                    "FROM docs WHERE docs MATCH ?)) AS score FROM (SELECT DISTINCT "
+                    f"rowid >> {_SLOT_BITS} AS sid FROM docs WHERE docs MATCH ?)) "
+                )
+                hargs = (f"{{title}} : ({match})", match)
+            # the window aggregates ride along with the page: the FTS query runs once
+            rows = db.execute(
+                f"{hits} SELECT s.summary, {_AGG_OVER} FROM hits h JOIN sessions s "
+                f"ON s.sid = h.sid WHERE {where} ORDER BY h.score, s.last_updated DESC, "
+                "s.session_id LIMIT ? OFFSET ?",
+                (*hargs, *dates, *args, req.limit, req.offset),
+            ).fetchall()
+            if rows or req.offset == 0:
+                return rows, _nums(rows[0][1:]) if rows else (0, 0, 0, 0)
+            agg = db.execute(  # a page past the end still reports the totals
+                f"{hits} SELECT {_AGG} FROM hits h JOIN sessions s ON s.sid = h.sid WHERE {where}",
+                (*hargs, *dates, *args),
+            ).fetchone()
+        except sqlite3.OperationalError as e:
+            if not str(e).startswith("fts5:"):
+                raise
+            return [], (0, 0, 0, 0)  # fts_query should prevent this; never a 500
+        return [], _nums(agg)
+
+    def close(self) -> None:
+        """Close the connection (further calls fail)."""
+        with self._lock:
+            self._db.close()
+
+
+def _locate(messages: list[Message], ids: set[str]) -> Iterator[tuple[int, Message]]:
+    """(position, message) for each id, searching from the end: the messages events touch
+    are nearly always the newest, so a long session is not scanned."""
+    left = set(ids)
+    for pos in range(len(messages) - 1, -1, -1):
+        if not left:
+            return
+        m = messages[pos]
+        if m.message_id in left:
+            left.discard(m.message_id)
+            yield pos, m
+
+
+def _statements(sql: str) -> Iterator[str]:
+    buf = ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            yield buf
+            buf = ""

@@ -1,0 +1,456 @@
+"""One session's journal file: recovery, locked appends and group-commit fsync.
+
+Writers in this process are serialised by a thread lock; writers in other processes by
+an exclusive ``flock(2)`` on the journal file itself, held only while a line is written.
+Before writing, a writer reads whatever other processes appended since it last looked
+(``_catch_up``), so seq stays gap-free across processes.
+
+Durability: with ``always`` an append returns only once an fdatasync covering its line
+has finished. Concurrent appenders share fsyncs (group commit): whoever finds no fsync
+in flight runs one for everything written so far; the others wait for it or the next.
+Events are handed to ``on_durable`` in seq order, only after that point.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+import msgspec
+
+from .errors import JournalCorrupt, SessionNotFound, StorageError
+from .events import (
+    Event,
+    MessageAppended,
+    MessageCompleted,
+    MessageDelta,
+    decoder,
+    encode_line,
+)
+from .fold import Folder
+from .model import Summary, summarize
+
+FsyncPolicy = Literal["always", "interval", "never"]
+T = TypeVar("T")
+
+# Module-level so fault-injection tests can replace them (see tests/faults).
+fdatasync: Callable[[int], None] = os.fdatasync
+write: Callable[[int, bytes], int] = os.write
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A complete journal line that could not be used; the rest of the journal still loads."""
+
+    offset: int
+    reason: str
+
+
+@dataclass
+class Scan:
+    """What a read of journal bytes found."""
+
+    events: list[Event] = field(default_factory=list)
+    end: int = 0  # offset just past the last complete line
+    bad: list[BadLine] = field(default_factory=list)
+    torn: int = 0  # trailing bytes that are not a complete usable line
+
+
+def scan(buf: bytes, base: int = 0, last_seq: int = 0) -> Scan:
+    """Decode complete lines of ``buf`` (which starts at file offset ``base``).
+
+    Lines must continue the seq after ``last_seq``; a line that repeats an earlier seq
+    or cannot be decoded is reported in ``bad``. Bad lines that are not followed by a
+    good one form the torn tail (``torn`` bytes) together with any unterminated bytes.
+    """
+    out = Scan(end=base)
+    nl = buf.rfind(b"\n")
+    body = buf[: nl + 1] if nl >= 0 else b""
+    try:  # fast path: every line good
+        events = decoder.decode_lines(body) if body else []
+        if all(e.seq == last_seq + i + 1 for i, e in enumerate(events)):
+            out.events = events
+            out.end = base + len(body)
+            out.torn = len(buf) - len(body)
+            return out
+    except msgspec.DecodeError:
+        pass
+    pos = 0
+    good_end = 0
+    pending_bad: list[BadLine] = []
+    while pos < len(body):
+        eol = body.index(b"\n", pos)
+        line = body[pos:eol]
+        try:
+            ev = decoder.decode(line)
+            if ev.seq <= last_seq:
+                raise ValueError(f"seq {ev.seq} repeats or goes back (last good seq {last_seq})")
+        except (msgspec.DecodeError, ValueError) as e:
+            pending_bad.append(BadLine(base + pos, str(e)[:200]))
+        else:
+            out.bad.extend(pending_bad)
+            pending_bad = []
+            out.events.append(ev)
+            last_seq = ev.seq
+            good_end = eol + 1
+        pos = eol + 1
+    out.end = base + good_end
+    out.torn = len(buf) - good_end
+    return out
+
+
+@dataclass
+class _Sync:
+    """Group-commit bookkeeping, guarded by ``Journal._cond``."""
+
+    written: int = 0  # file offset past our last written line
+    durable: int = 0  # file offset known to be on disk
+    syncing: bool = False
+    failed: StorageError | None = None
+    # (end offset, events, list row after them) written but not yet handed to
+    # on_durable, in seq order
+    pending: list[tuple[int, list[Event], Summary | None]] = field(default_factory=list)
+
+
+class Journal:
+    """An open journal: the in-memory state of a session plus its file descriptor."""
+
+    def __init__(
+        self,
+        path: str,
+        session_id: str,
+        policy: FsyncPolicy = "always",
+        on_durable: Callable[[str, list[Event], Summary | None], None] | None = None,
+    ) -> None:
+        self.path = path
+        self.session_id = session_id
+        self.policy = policy
+        self._on_durable = on_durable
+        self.lock = threading.RLock()  # serialises this process's writers and readers
+        self._cond = threading.Condition(threading.Lock())
+        self._publish = threading.Lock()
+        self._sync = _Sync()
+        self.poisoned = False  # a write/fsync failed: reopen before using again
+        self.deleted = False
+        self.event_ids: dict[str, int] = {}
+        self.message_seq: dict[str, int] = {}  # message_id -> seq of its message.appended
+        self.message_of_event: dict[str, str] = {}  # event id -> message_id it appended
+        self.partial: set[str] = set()  # message ids still streaming
+        self.folder = Folder(session_id)
+        self.bad: list[BadLine] = []
+        self.unindexed: list[Event] = []  # drained by the store's index flush
+        self.offset = 0  # past the last complete line applied to state
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise SessionNotFound(session_id) from None
+        try:
+            self.ino = os.fstat(self.fd).st_ino
+            with self._flocked():
+                self._catch_up(repair=True)
+            # History is not news: nothing read at open is published or re-indexed.
+            self._sync = _Sync(written=self.offset, durable=self.offset)
+            self.unindexed = []
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    # -- state ------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        return self.folder.seq
+
+    def _row(self, events: list[Event]) -> Summary | None:
+        # Computed here, under ``lock``, because listeners run without it (taking it
+        # there would invert the lock order against writers waiting on ``_cond``).
+        if all(isinstance(e, MessageDelta) for e in events):
+            return None  # a token stream changes no list row worth a notice per delta
+        return summarize(self.folder.view())
+
+    def _apply(self, events: list[Event], end: int) -> None:
+        for ev in events:
+            self.folder.apply(ev)
+            self.event_ids[ev.id] = ev.seq
+            match ev:
+                case MessageAppended(data=d):
+                    self.message_seq[d.message_id] = ev.seq
+                    self.message_of_event[ev.id] = d.message_id
+                    if d.status == "partial":
+                        self.partial.add(d.message_id)
+                case MessageCompleted(data=d):
+                    self.partial.discard(d.message_id)
+        self.unindexed.extend(events)
+        self.offset = end
+
+    def _flocked(self) -> _FileLock:
+        return _FileLock(self.fd)
+
+    def _check_same_file(self) -> None:
+        """Raise SessionNotFound if the path no longer names our inode (deleted/replaced)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        if st is None or st.st_ino != self.ino:
+            self.deleted = True
+            raise SessionNotFound(self.session_id)
+
+    def _catch_up(self, repair: bool = False) -> list[Event]:
+        """Read lines other processes appended since ``offset``; caller holds ``lock``.
+
+        With ``repair`` (caller also holds the flock, so no live writer is mid-line)
+        a torn tail is cut off and kept beside the journal in ``<journal>.torn``.
+        """
+        size = os.fstat(self.fd).st_size
+        if size < self.offset:
+            self.poisoned = True
+            raise JournalCorrupt(
+                f"{self.path} shrank from {self.offset} to {size} bytes while open; "
+                "another tool truncated it: run `sessionlog verify`"
+            )
+        if size == self.offset:
+            return []
+        buf = os.pread(self.fd, size - self.offset, self.offset)
+        found = scan(buf, self.offset, self.last_seq)
+        self.bad.extend(found.bad)
+        if found.torn and repair:
+            self._cut_tail(found.end, buf[found.end - self.offset :])
+        if found.events:
+            self._apply(found.events, found.end)
+            row = self._row(found.events)
+            with self._cond:
+                self._sync.pending.append((found.end, found.events, row))
+        else:
+            self.offset = found.end
+        return found.events
+
+    def _cut_tail(self, end: int, torn: bytes) -> None:
+        aside = self.path + ".torn"
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, torn if torn.endswith(b"\n") else torn + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.ftruncate(self.fd, end)
+        fdatasync(self.fd)
+
+    # -- writing ------------------------------------------------------------------
+
+    def append(self, build: Callable[[Journal], tuple[list[Event], T]]) -> T:
+        """Write the events ``build`` returns, atomically and in order, then wait for
+        durability per the policy. ``build`` runs with the journal locked and caught up,
+        so it may read ``last_seq``/``event_ids`` and assign seqs; it may raise to refuse.
+        """
+        with self.lock:
+            if self.poisoned:
+                raise StorageError(f"{self.path}: an earlier write failed; reopen the journal")
+            with self._flocked():
+                self._check_same_file()
+                caught = self._catch_up(repair=True)
+                refused: BaseException | None = None
+                try:
+                    events, result = build(self)
+                except BaseException as e:
+                    refused = e
+                if refused is not None or not events:
+                    end = self.offset
+                else:
+                    data = b"".join(encode_line(e) for e in events)
+                    start = self.offset
+                    self._write_all(data, start)
+                    end = start + len(data)
+                    self._apply(events, end)
+                    row = self._row(events)
+                    with self._cond:
+                        self._sync.written = end
+                        self._sync.pending.append((end, events, row))
+        if refused is not None:
+            if caught:  # still publish what other processes wrote
+                self._commit(end)
+            raise refused
+        self._commit(end)
+        return result
+
+    def _write_all(self, data: bytes, start: int) -> None:
+        """Write ``data`` at the end of the file, or cut the file back and raise."""
+        done = 0
+        try:
+            while done < len(data):
+                n = write(self.fd, data[done:])
+                if n <= 0:
+                    raise OSError(errno.EIO, "short write")
+                done += n
+        except OSError as e:
+            try:
+                os.ftruncate(self.fd, start)
+            except OSError:
+                self.poisoned = True
+            raise StorageError(
+                f"writing to {self.path} failed ({os.strerror(e.errno or errno.EIO)}); "
+                "the append was not saved: free disk space or fix the disk, then retry"
+            ) from e
+
+    def _commit(self, end: int) -> None:
+        """Make everything up to ``end`` durable per policy, then publish in order."""
+        if self.policy != "always":
+            self._publish_upto(None)
+            return
+        cond, st = self._cond, self._sync
+        with cond:
+            while True:
+                if st.durable >= end:
+                    break
+                if st.failed is not None:
+                    raise st.failed
+                if not st.syncing:
+                    st.syncing = True
+                    target = st.written
+                    cond.release()
+                    err: OSError | None = None
+                    try:
+                        fdatasync(self.fd)
+                    except OSError as e:
+                        err = e
+                    finally:
+                        cond.acquire()
+                        st.syncing = False
+                    if err is not None:
+                        st.failed = self._fsync_failed(err)
+                        cond.notify_all()
+                        raise st.failed
+                    st.durable = max(st.durable, target)
+                    cond.notify_all()
+                else:
+                    cond.wait()
+        self._publish_upto(st.durable)
+
+    def _fsync_failed(self, err: OSError) -> StorageError:
+        # After a failed fsync the kernel may have dropped the dirty pages and marked
+        # them clean: retrying would "succeed" without the data. Refuse everything not
+        # yet durable and make whoever comes next reopen (and re-read) the file.
+        self.poisoned = True
+        return StorageError(
+            f"fsync of {self.path} failed ({os.strerror(err.errno or errno.EIO)}); "
+            "appends since the last successful fsync were not acknowledged: "
+            "check the disk, then retry (retries with the same id are deduplicated)"
+        )
+
+    def _publish_upto(self, durable: int | None) -> None:
+        with self._cond:
+            pend = self._sync.pending
+            if durable is None:
+                batch, self._sync.pending = pend, []
+            else:
+                k = 0
+                while k < len(pend) and pend[k][0] <= durable:
+                    k += 1
+                batch, self._sync.pending = pend[:k], pend[k:]
+            if not batch:
+                return
+            self._publish.acquire()  # taken before releasing cond: keeps batches in order
+        try:
+            if self._on_durable is not None:
+                events = [e for _, evs, _ in batch for e in evs]
+                rows = [r for _, _, r in batch if r is not None]
+                self._on_durable(self.session_id, events, rows[-1] if rows else None)
+        finally:
+            self._publish.release()
+
+    def sync(self) -> None:
+        """fsync everything written so far (the interval flusher and the compactor)."""
+        with self._cond:
+            target = self._sync.written
+        if self.policy == "always":
+            self._commit(target)
+            return
+        try:
+            fdatasync(self.fd)
+        except OSError as e:
+            raise self._fsync_failed(e) from e
+        with self._cond:
+            self._sync.durable = max(self._sync.durable, target)
+
+    @property
+    def durable_offset(self) -> int:
+        with self._cond:
+            return self._sync.durable
+
+    def refresh(self) -> list[Event]:
+        """Pick up lines another process appended (the watcher calls this)."""
+        with self.lock:
+            if self.poisoned or self.deleted:
+                return []
+            self._check_same_file()
+            events = self._catch_up(repair=False)
+            end = self.offset
+        if events:
+            self._commit(end)
+        return events
+
+    def close(self) -> None:
+        with self.lock:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+
+
+class _FileLock:
+    """``with`` an exclusive flock on an fd (other processes appending to the file)."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
+def read_tail(path: str, offset: int, last_seq: int) -> Scan:
+    """Complete lines of ``path`` from ``offset`` on, without locking or repairing."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        buf = os.pread(fd, max(0, size - offset), offset) if size > offset else b""
+    finally:
+        os.close(fd)
+    return scan(buf, offset, last_seq)
+
+
+def create(path: str, first: Event) -> None:
+    """Create a new journal holding ``first``, durably (file and folder fsynced)."""
+    line = encode_line(first)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            if write(fd, line) != len(line):
+                raise OSError(errno.ENOSPC, "short write")
+            fdatasync(fd)
+        except OSError as e:
+            os.unlink(path)
+            raise StorageError(
+                f"creating {path} failed ({os.strerror(e.errno or errno.EIO)}): "
+                "free disk space or fix the disk, then retry"
+            ) from e
+    finally:
+        os.close(fd)
+    fsync_dir(os.path.dirname(path))
+
+
+def fsync_dir(path: str) -> None:
+    """fsync a folder so a create/rename/unlink in it survives a crash."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,104 @@
+"""The canonical session JSON (the seed's structure plus seq, title, tags, flags)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Message(msgspec.Struct, frozen=True):
+    role: str
+    content: str
+    timestamp: str
+    metadata: dict[str, Any]
+    message_id: str
+    status: str = "complete"
+
+
+class Stats(msgspec.Struct):
+    total_messages: int = 0
+    user_messages: int = 0
+    assistant_messages: int = 0
+    errors: int = 0
+
+
+class ErrorEntry(msgspec.Struct, frozen=True, omit_defaults=True):
+    message: str
+    timestamp: str
+    details: Any = None
+
+
+class Session(msgspec.Struct):
+    """A session as clients see it: what ``fold`` produces and ``load`` returns."""
+
+    session_id: str
+    user_name: str
+    started_at: str
+    last_updated: str
+    messages: list[Message]
+    metadata: dict[str, Any]
+    stats: Stats
+    errors: list[ErrorEntry]
+    seq: int
+    title: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    pinned: bool = False
+    archived: bool = False
+
+
+class Snapshot(Session):
+    """The compactor's file: a Session plus the journal byte offset it covers."""
+
+    journal_offset: int = 0
+
+
+class Summary(msgspec.Struct):
+    """One row of the session list."""
+
+    session_id: str
+    user_name: str
+    title: str
+    started_at: str
+    last_updated: str
+    message_count: int
+    user_messages: int
+    assistant_messages: int
+    preview: str
+    type: str
+    tags: list[str]
+    pinned: bool
+    archived: bool
+    seq: int
+
+
+PREVIEW_CHARS = 100
+
+
+def summarize(session: Session) -> Summary:
+    """The list row of a session: counts, first user message as preview, type."""
+    preview = next((m.content for m in session.messages if m.role == "user"), "")
+    kind = session.metadata.get("type", "chat")
+    return Summary(
+        session_id=session.session_id,
+        user_name=session.user_name,
+        title=session.title,
+        started_at=session.started_at,
+        last_updated=session.last_updated,
+        message_count=session.stats.total_messages,
+        user_messages=session.stats.user_messages,
+        assistant_messages=session.stats.assistant_messages,
+        preview=preview[:PREVIEW_CHARS],
+        type=kind if isinstance(kind, str) else "chat",
+        tags=list(session.tags),
+        pinned=session.pinned,
+        archived=session.archived,
+        seq=session.seq,
+    )
+
+
+def to_session(snapshot: Snapshot) -> Session:
+    """Drop the file-only field of a snapshot."""
+    fields = msgspec.structs.asdict(snapshot)
+    del fields["journal_offset"]
+    return Session(**fields)

@@ -1,0 +1,249 @@
+"""Command handlers: what events a validated request produces, given a session's state.
+
+Each ``build_*`` runs with the journal locked and caught up (see ``Journal.append``);
+it returns the events to write and the result to hand back, or raises to refuse.
+Deduplication comes first (a retry of an acknowledged request is answered with its
+original seq even if ``expected_seq`` has since gone stale), then ``expected_seq``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from .errors import InvalidRequest, SequenceConflict
+from .events import (
+    ErrorRecorded,
+    ErrorRecordedData,
+    Event,
+    MessageAppended,
+    MessageAppendedData,
+    MessageCompleted,
+    MessageCompletedData,
+    MessageDelta,
+    MessageDeltaData,
+    MessageEdited,
+    MessageEditedData,
+    SessionUpdated,
+    SessionUpdatedData,
+    new_event_id,
+    now_iso,
+)
+from .journal import Journal
+from .model import Message
+from .requests import (
+    AppendRequest,
+    CompleteRequest,
+    DeltaRequest,
+    EditRequest,
+    RecordErrorRequest,
+    SaveRequest,
+    UpdateRequest,
+)
+
+
+class Result(msgspec.Struct, frozen=True):
+    """The answer to a write: the seq it got (or had, if a duplicate) and its message."""
+
+    seq: int
+    duplicate: bool = False
+    message_id: str | None = None
+    message: Message | None = None
+
+
+class SaveResult(msgspec.Struct, frozen=True):
+    seq: int
+    appended: int
+    edited: int
+
+
+Build = Callable[[Journal], tuple[list[Event], Any]]
+
+
+def _duplicate(j: Journal, event_id: str | None) -> Result | None:
+    if event_id is None or event_id not in j.event_ids:
+        return None
+    mid = j.message_of_event.get(event_id)
+    return Result(
+        j.event_ids[event_id], True, mid, j.folder.message(mid) if mid is not None else None
+    )
+
+
+def _expect(j: Journal, expected: int | None) -> None:
+    if expected is not None and expected != j.last_seq:
+        raise SequenceConflict(j.session_id, expected, j.last_seq)
+
+
+def _existing(j: Journal, message_id: str) -> Message:
+    m = j.folder.message(message_id)
+    if m is None:
+        raise InvalidRequest(
+            f"invalid message_id: session {j.session_id!r} has no message {message_id!r}; "
+            "append it first (with partial=true to stream into it)",
+            "message_id",
+        )
+    return m
+
+
+def build_append(req: AppendRequest) -> Build:
+    def build(j: Journal) -> tuple[list[Event], Result]:
+        dup = _duplicate(j, req.id)
+        if dup is not None:
+            return [], dup
+        mid = req.message_id or new_event_id()
+        if mid in j.message_seq:
+            return [], Result(j.message_seq[mid], True, mid, j.folder.message(mid))
+        _expect(j, req.expected_seq)
+        ts = now_iso()
+        data = MessageAppendedData(
+            message_id=mid,
+            role=req.role,
+            content=req.content,
+            timestamp=req.timestamp or ts,
+            metadata=req.metadata,
+            status="partial" if req.partial else "complete",
+        )
+        ev = MessageAppended(seq=j.last_seq + 1, id=req.id or new_event_id(), ts=ts, data=data)
+        msg = Message(data.role, data.content, data.timestamp, data.metadata, mid, data.status)
+        return [ev], Result(ev.seq, False, mid, msg)
+
+    return build
+
+
+def build_delta(req: DeltaRequest) -> Build:
+    def build(j: Journal) -> tuple[list[Event], Result]:
+        dup = _duplicate(j, req.id)
+        if dup is not None:
+            return [], dup
+        _existing(j, req.message_id)
+        if req.message_id not in j.partial:
+            raise InvalidRequest(
+                f"invalid message_id: message {req.message_id!r} is complete; deltas go only "
+                "to a message appended with partial=true and not yet completed",
+                "message_id",
+            )
+        data = MessageDeltaData(req.message_id, req.content, req.mode)
+        ev = MessageDelta(seq=j.last_seq + 1, id=req.id or new_event_id(), ts=now_iso(), data=data)
+        return [ev], Result(ev.seq, False, req.message_id)
+
+    return build
+
+
+def build_complete(req: CompleteRequest) -> Build:
+    def build(j: Journal) -> tuple[list[Event], Result]:
+        dup = _duplicate(j, req.id)
+        if dup is not None:
+            return [], dup
+        m = _existing(j, req.message_id)
+        if req.message_id not in j.partial:  # completing twice is a harmless retry
+            return [], Result(j.last_seq, True, req.message_id, m)
+        data = MessageCompletedData(req.message_id, req.content)
+        ev = MessageCompleted(
+            seq=j.last_seq + 1, id=req.id or new_event_id(), ts=now_iso(), data=data
+        )
+        content = m.content if req.content is None else req.content
+        done = msgspec.structs.replace(m, status="complete", content=content)
+        return [ev], Result(ev.seq, False, req.message_id, done)
+
+    return build
+
+
+def build_edit(req: EditRequest) -> Build:
+    def build(j: Journal) -> tuple[list[Event], Result]:
+        dup = _duplicate(j, req.id)
+        if dup is not None:
+            return [], dup
+        m = _existing(j, req.message_id)
+        data = MessageEditedData(req.message_id, req.content, req.metadata)
+        ev = MessageEdited(seq=j.last_seq + 1, id=req.id or new_event_id(), ts=now_iso(), data=data)
+        meta = m.metadata if req.metadata is None else req.metadata
+        return [ev], Result(ev.seq, False, req.message_id,
+                            msgspec.structs.replace(m, content=req.content, metadata=meta))
+
+    return build
+
+
+def build_update(req: UpdateRequest) -> Build:
+    data = SessionUpdatedData(req.title, req.tags, req.pinned, req.archived, req.metadata)
+    if data == SessionUpdatedData():
+        raise InvalidRequest(
+            "invalid request: nothing to update; give at least one of title, tags, pinned, "
+            "archived, metadata",
+            None,
+        )
+
+    def build(j: Journal) -> tuple[list[Event], Result]:
+        dup = _duplicate(j, req.id)
+        if dup is not None:
+            return [], dup
+        _expect(j, req.expected_seq)
+        ev = SessionUpdated(seq=j.last_seq + 1, id=req.id or new_event_id(), ts=now_iso(), data=data)
+        return [ev], Result(ev.seq)
+
+    return build
+
+
+def build_error(req: RecordErrorRequest) -> Build:
+    def build(j: Journal) -> tuple[list[Event], Result]:
+        dup = _duplicate(j, req.id)
+        if dup is not None:
+            return [], dup
+        data = ErrorRecordedData(req.message, req.details)
+        ev = ErrorRecorded(seq=j.last_seq + 1, id=req.id or new_event_id(), ts=now_iso(), data=data)
+        return [ev], Result(ev.seq)
+
+    return build
+
+
+def build_save(req: SaveRequest) -> Build:
+    """Reconcile a client's full message list: append new ones, record changed ones as
+    edits (matched by ``message_id``, else by position); never remove a message."""
+
+    def build(j: Journal) -> tuple[list[Event], SaveResult]:
+        _expect(j, req.expected_seq)
+        existing = j.folder.messages()
+        ts = now_iso()
+        events: list[Event] = []
+        seq = j.last_seq
+        appended = edited = 0
+        claimed: set[str] = set()
+        for i, cm in enumerate(req.messages or ()):
+            if cm.message_id is not None and cm.message_id in j.message_seq:
+                old: Message | None = j.folder.message(cm.message_id)
+            elif cm.message_id is None and i < len(existing):
+                old = existing[i]
+            else:
+                old = None
+            if old is not None and old.message_id in claimed:
+                old = None  # two client messages cannot both edit one stored message
+            if old is None:
+                mid = cm.message_id or new_event_id()
+                if mid in claimed:
+                    continue  # the same new message twice in one list
+                seq += 1
+                claimed.add(mid)
+                events.append(MessageAppended(seq=seq, id=new_event_id(), ts=ts, data=(
+                    MessageAppendedData(mid, cm.role, cm.content, cm.timestamp or ts, cm.metadata)
+                )))
+                appended += 1
+                continue
+            claimed.add(old.message_id)
+            if old.content != cm.content or (cm.metadata and cm.metadata != old.metadata):
+                seq += 1
+                meta = cm.metadata if cm.metadata and cm.metadata != old.metadata else None
+                events.append(MessageEdited(seq=seq, id=new_event_id(), ts=ts, data=(
+                    MessageEditedData(old.message_id, cm.content, meta)
+                )))
+                edited += 1
+        cur = j.folder.session_metadata()
+        if req.metadata is not None and req.metadata != cur:
+            seq += 1
+            events.append(SessionUpdated(
+                seq=seq, id=new_event_id(), ts=ts, data=SessionUpdatedData(metadata=req.metadata)
+            ))
+        return events, SaveResult(seq, appended, edited)
+
+    return build
+

@@ -1,0 +1,191 @@
+"""Request Structs: the single source of validation, error messages and API schema.
+
+The server decodes request bodies straight into these; the engine re-checks any it is
+handed (``check``), so Python callers get the same errors as HTTP clients.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta
+
+from .errors import InvalidRequest, PayloadTooLarge
+from .events import DeltaMode, Role
+
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+ITEM_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+MAX_CONTENT_CHARS = 1_000_000
+MAX_TITLE_CHARS = 500
+MAX_TAGS = 64
+MAX_TAG_CHARS = 64
+MAX_SAVE_MESSAGES = 100_000
+
+SessionId = Annotated[str, Meta(pattern=SESSION_ID_PATTERN, description="1-64 of A-Z a-z 0-9 _ -")]
+ItemId = Annotated[str, Meta(pattern=ITEM_ID_PATTERN, description="1-128 of A-Z a-z 0-9 _ . : -")]
+Content = Annotated[str, Meta(max_length=MAX_CONTENT_CHARS)]
+Title = Annotated[str, Meta(max_length=MAX_TITLE_CHARS)]
+Tag = Annotated[str, Meta(min_length=1, max_length=MAX_TAG_CHARS)]
+Tags = Annotated[list[Tag], Meta(max_length=MAX_TAGS)]
+Seq = Annotated[int, Meta(ge=0)]
+Metadata = dict[str, Any]
+Date = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}(T[0-9:.]+Z?)?$", description="YYYY-MM-DD")]
+
+_SID_RE = re.compile(SESSION_ID_PATTERN)
+
+
+class StartRequest(msgspec.Struct, frozen=True, kw_only=True):
+    user_name: Annotated[str, Meta(min_length=1, max_length=200)] = "User"
+    metadata: Metadata = msgspec.field(default_factory=lambda: {"type": "chat"})
+    title: Title = ""
+
+
+class LoadRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: SessionId
+    message_limit: Annotated[int, Meta(ge=1)] | None = None
+    message_before: Annotated[int, Meta(ge=0)] | None = None
+
+
+class ListRequest(msgspec.Struct, frozen=True, kw_only=True):
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+    offset: Annotated[int, Meta(ge=0)] = 0
+    query: Annotated[str, Meta(max_length=500)] | None = None
+    type: Annotated[str, Meta(max_length=64)] | None = None
+    tag: Tag | None = None
+    since: Date | None = None
+    until: Date | None = None
+    archived: bool | None = False
+
+
+class AppendRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: SessionId
+    role: Role
+    content: Content
+    metadata: Metadata = msgspec.field(default_factory=dict)
+    message_id: ItemId | None = None
+    id: ItemId | None = None
+    expected_seq: Seq | None = None
+    partial: bool = False
+    timestamp: Date | None = None
+
+
+class DeltaRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: SessionId
+    message_id: ItemId
+    content: Content
+    mode: DeltaMode = "append"
+    id: ItemId | None = None
+
+
+class CompleteRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: SessionId
+    message_id: ItemId
+    content: Content | None = None
+    id: ItemId | None = None
+
+
+class EditRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: SessionId
+    message_id: ItemId
+    content: Content
+    metadata: Metadata | None = None
+    id: ItemId | None = None
+
+
+class UpdateRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: SessionId
+    title: Title | None = None
+    tags: Tags | None = None
+    pinned: bool | None = None
+    archived: bool | None = None
+    metadata: Metadata | None = None
+    expected_seq: Seq | None = None
+    id: ItemId | None = None
+
+
+class SaveMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One message of a client's full list (the seed's shape, ``message_id`` optional)."""
+
+    role: Role
+    content: Content
+    timestamp: Date | None = None
+    metadata: Metadata = msgspec.field(default_factory=dict)
+    message_id: ItemId | None = None
+
+
+class SaveRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: SessionId
+    messages: Annotated[list[SaveMessage], Meta(max_length=MAX_SAVE_MESSAGES)] | None = None
+    metadata: Metadata | None = None
+    expected_seq: Seq | None = None
+
+
+class DeleteRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: SessionId
+
+
+class RecordErrorRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: SessionId
+    message: Content
+    details: Any = None
+    id: ItemId | None = None
+
+
+ExportFormat = Literal["openai", "sharegpt", "events", "markdown"]
+
+
+class ExportRequest(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: SessionId | None = None
+    session_ids: Annotated[list[SessionId], Meta(max_length=100_000)] | None = None
+    all: bool = False
+    format: ExportFormat = "openai"
+
+
+R = TypeVar("R", bound=msgspec.Struct)
+
+_FIELD_RE = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def _field_of(err: msgspec.ValidationError) -> str | None:
+    m = _FIELD_RE.search(str(err))
+    return m.group(1) or None if m else None
+
+
+def validation_error(err: msgspec.ValidationError) -> InvalidRequest:
+    """Turn msgspec's message into ours: name the field, say what was expected."""
+    text = str(err)
+    field = _field_of(err)
+    if "Expected `str` of length <=" in text or "Expected `array` of length <=" in text:
+        return PayloadTooLarge(f"invalid {field or 'request'}: {text}", field)
+    if field and field.split(".")[-1].split("[")[0] == "session_id" and "regex" in text:
+        text = "expected 1-64 characters from A-Z a-z 0-9 _ - (" + text + ")"
+    return InvalidRequest(f"invalid {field or 'request'}: {text}", field)
+
+
+def parse(kind: type[R], data: bytes | str | dict[str, Any]) -> R:
+    """Decode JSON bytes or convert a dict into ``kind``, raising InvalidRequest."""
+    try:
+        if isinstance(data, dict):
+            return msgspec.convert(data, kind)
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.ValidationError as e:
+        raise validation_error(e) from None
+    except msgspec.DecodeError as e:
+        raise InvalidRequest(f"the body is not valid JSON: {e}", None) from None
+
+
+def check(req: R) -> R:
+    """Validate a request Struct built by a Python caller (constructors do not check)."""
+    return parse(type(req), msgspec.to_builtins(req))
+
+
+def check_session_id(session_id: object) -> str:
+    """A session id safe to put in a path, or InvalidRequest naming ``session_id``."""
+    if not isinstance(session_id, str) or not _SID_RE.match(session_id) or "\n" in session_id:
+        raise InvalidRequest(
+            f"invalid session_id: expected 1-64 characters from A-Z a-z 0-9 _ -, got {session_id!r}",
+            "session_id",
+        )
+    return session_id

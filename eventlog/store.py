@@ -1,0 +1,567 @@
+"""The file-backed store: sessions as journals under a data directory.
+
+Thread-safe and multi-process-safe. Writes go through ``Journal.append`` with a
+handler from ``ops``; listeners hear about events once they are durable; the list
+index and snapshots are derived from the journals and caught up in the background.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import fcntl
+import os
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from . import compactor, export, ops
+from .errors import EventLogError, InvalidRequest, SessionNotFound
+from .events import Event, SessionStarted, SessionStartedData, new_event_id, now_iso
+from .fold import fold
+from .index import Index, ListResult
+from .journal import FsyncPolicy, Journal, create, fsync_dir, read_tail
+from .layout import Layout
+from .model import Message, Session, Summary, summarize
+from .notify import Hub, Lifecycle, Listener, Published
+from .requests import (
+    AppendRequest,
+    CompleteRequest,
+    DeltaRequest,
+    EditRequest,
+    ExportRequest,
+    ListRequest,
+    LoadRequest,
+    RecordErrorRequest,
+    SaveRequest,
+    StartRequest,
+    UpdateRequest,
+    check,
+    check_session_id,
+)
+from .snapshot import load_cold, snapshot_path
+
+R = TypeVar("R")
+
+
+class LoadResult:
+    """A loaded session; with a message limit, ``session.messages`` is a slice that
+    starts at index ``message_start`` of the full list."""
+
+    __slots__ = ("message_start", "session")
+
+    def __init__(self, session: Session, message_start: int) -> None:
+        self.session = session
+        self.message_start = message_start
+
+
+class Store:
+    """Sessions stored as journals under ``root`` (see SPEC §2-3)."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        fsync: FsyncPolicy = "always",
+        max_open: int = 512,
+        background: bool = True,
+        reconcile: bool = True,
+    ) -> None:
+        if fsync not in ("always", "interval", "never"):
+            raise InvalidRequest(f"invalid fsync: expected always|interval|never, got {fsync!r}")
+        self.layout = Layout(root)
+        self.fsync: FsyncPolicy = fsync
+        self.hub = Hub()
+        self.index = Index(self.layout.index)
+        self._max_open = max_open
+        self._mu = threading.Lock()
+        self._paths: dict[str, str] = {}
+        self._journals: OrderedDict[str, Journal] = OrderedDict()
+        self._dirty_index: dict[str, Journal] = {}
+        self._dirty_snap: dict[str, Journal] = {}
+        self._watched: dict[str, int] = {}
+        self._index_lock = threading.Lock()
+        self._compact_lock = threading.Lock()
+        self._closed = threading.Event()
+        self.layout.empty_trash()
+        if reconcile:
+            self.reconcile()
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._background, name="eventlog", daemon=True)
+            self._thread.start()
+
+    # -- listeners -----------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Hear every durable event and lifecycle change; returns an unsubscribe."""
+        return self.hub.add(listener)
+
+    def _on_durable(self, session_id: str, events: builtins.list[Event], row: Summary | None) -> None:
+        self.hub.emit(Published(session_id, events))
+        if row is not None:
+            self.hub.emit(Lifecycle("session.updated", session_id, row))
+
+    # -- paths and journals ------------------------------------------------------
+
+    def path_of(self, session_id: str) -> str:
+        """The journal path of a session, or SessionNotFound."""
+        check_session_id(session_id)
+        with self._mu:
+            p = self._paths.get(session_id)
+        if p is not None and os.path.exists(p):
+            return p
+        p = self.layout.find(session_id)
+        with self._mu:
+            if p is None:
+                self._paths.pop(session_id, None)
+                raise SessionNotFound(session_id)
+            self._paths[session_id] = p
+        return p
+
+    def _journal(self, session_id: str) -> Journal:
+        with self._mu:
+            j = self._journals.get(session_id)
+            if j is not None and not (j.poisoned or j.deleted):
+                self._journals.move_to_end(session_id)
+                return j
+        path = self.path_of(session_id)
+        fresh = Journal(path, session_id, self.fsync, self._on_durable)
+        with self._mu:
+            old = self._journals.pop(session_id, None)
+            if old is not None and not (old.poisoned or old.deleted):
+                self._journals[session_id] = old  # another thread won the race
+                fresh.close()
+                return old
+            self._journals[session_id] = fresh
+            self._evict()
+        if old is not None:
+            old.close()
+        return fresh
+
+    def _evict(self) -> None:
+        while len(self._journals) > self._max_open:
+            for sid, j in self._journals.items():
+                if not (sid in self._dirty_index or sid in self._dirty_snap
+                        or sid in self._watched):
+                    del self._journals[sid]
+                    j.close()
+                    break
+            else:
+                return  # everything is dirty: stay over the cap until the next flush
+
+    def _write(self, session_id: str, build: ops.Build) -> Any:
+        """Run a handler against a session's journal; reopen once if it was replaced."""
+        for attempt in (1, 2):
+            j = self._journal(session_id)
+            try:
+                result = j.append(build)
+            except SessionNotFound:
+                if attempt == 2 or not j.deleted:
+                    raise
+                continue
+            with self._mu:
+                self._dirty_index[session_id] = j
+                self._dirty_snap[session_id] = j
+            return result
+        raise AssertionError("unreachable")
+
+    # -- writes --------------------------------------------------------------------
+
+    def start(self, req: StartRequest | None = None) -> Session:
+        """Create a session (its journal holds one session.started event)."""
+        req = check(req or StartRequest())
+        ts = now_iso()
+        date = ts[:10]
+        self.layout.ensure_date_dir(date)
+        for _ in range(100):
+            sid = secrets.token_hex(6)
+            path = self.layout.journal_path(date, sid)
+            if self.layout.find(sid) is not None:
+                continue
+            first = SessionStarted(
+                seq=1, id=new_event_id(), ts=ts,
+                data=SessionStartedData(req.user_name, req.metadata, req.title),
+            )
+            try:
+                create(path, first)
+            except FileExistsError:
+                continue
+            break
+        else:
+            raise EventLogError("could not find a free session id after 100 tries")
+        session = fold(sid, [first])
+        with self._mu:
+            self._paths[sid] = path
+        self.index.apply([(session, [first], self.layout.relative(path), len_of(path))])
+        self.hub.emit(Lifecycle("session.started", sid, summarize(session)))
+        return session
+
+    def append(self, req: AppendRequest) -> ops.Result:
+        """Append a message (``partial=True`` starts a streaming message)."""
+        req = check(req)
+        return self._write(req.session_id, ops.build_append(req))  # type: ignore[no-any-return]
+
+    def delta(self, req: DeltaRequest) -> ops.Result:
+        req = check(req)
+        return self._write(req.session_id, ops.build_delta(req))  # type: ignore[no-any-return]
+
+    def complete(self, req: CompleteRequest) -> ops.Result:
+        req = check(req)
+        return self._write(req.session_id, ops.build_complete(req))  # type: ignore[no-any-return]
+
+    def edit(self, req: EditRequest) -> ops.Result:
+        req = check(req)
+        return self._write(req.session_id, ops.build_edit(req))  # type: ignore[no-any-return]
+
+    def update(self, req: UpdateRequest) -> ops.Result:
+        req = check(req)
+        return self._write(req.session_id, ops.build_update(req))  # type: ignore[no-any-return]
+
+    def record_error(self, req: RecordErrorRequest) -> ops.Result:
+        req = check(req)
+        return self._write(req.session_id, ops.build_error(req))  # type: ignore[no-any-return]
+
+    def save(self, req: SaveRequest) -> ops.SaveResult:
+        req = check(req)
+        return self._write(req.session_id, ops.build_save(req))  # type: ignore[no-any-return]
+
+    # -- reads -----------------------------------------------------------------------
+
+    def load(self, req: LoadRequest | str) -> LoadResult:
+        """The current session (snapshot + journal tail), optionally its last N messages."""
+        req = check(LoadRequest(session_id=req) if isinstance(req, str) else req)
+        session = self._current(req.session_id)
+        n = len(session.messages)
+        end = n if req.message_before is None else min(req.message_before, n)
+        start = 0 if req.message_limit is None else max(0, end - req.message_limit)
+        if start != 0 or end != n:
+            session.messages = session.messages[start:end]
+        return LoadResult(session, start)
+
+    def _current(self, session_id: str) -> Session:
+        with self._mu:
+            j = self._journals.get(session_id)
+        if j is not None and not (j.poisoned or j.deleted):
+            try:
+                j.refresh()
+                with j.lock:
+                    return j.folder.session()
+            except SessionNotFound:
+                pass
+        session, _, _ = load_cold(self.path_of(session_id), session_id)
+        return session
+
+    def head(self, session_id: str) -> int:
+        """The session's last seq."""
+        return self._current(session_id).seq
+
+    def events(self, session_id: str, after_seq: int = 0) -> builtins.list[Event]:
+        """Durable events with seq > ``after_seq``, in order (a subscriber's backlog)."""
+        path = self.path_of(session_id)
+        try:
+            found = read_tail(path, 0, 0)
+        except FileNotFoundError:
+            raise SessionNotFound(session_id) from None
+        evs = found.events
+        if after_seq <= 0:
+            return evs
+        # seqs are gap-free from 1, so the event with seq s normally sits at index s-1
+        if len(evs) >= after_seq and evs[after_seq - 1].seq == after_seq:
+            return evs[after_seq:]
+        return [e for e in evs if e.seq > after_seq]
+
+    def list(self, req: ListRequest | None = None) -> ListResult:
+        """The session list (current: pending index work is flushed first)."""
+        self.flush_index()
+        return self.index.query(check(req or ListRequest()))
+
+    def message(self, session_id: str, message_id: str) -> Message | None:
+        for m in self._current(session_id).messages:
+            if m.message_id == message_id:
+                return m
+        return None
+
+    # -- export / import ------------------------------------------------------------
+
+    def export(self, req: ExportRequest) -> Iterator[bytes]:
+        """The chosen format, a chunk per session, streamed (``all`` reads as it goes).
+
+        Every named session is checked to exist before the first byte is produced.
+        """
+        req = check(req)
+        if req.all:
+            ids = [sid for sid, _, _ in self.layout.journals()]
+        else:
+            ids = list(req.session_ids or []) + ([req.session_id] if req.session_id else [])
+            if not ids:
+                raise InvalidRequest(
+                    "invalid request: name what to export with session_id, session_ids or "
+                    "all: true", "session_id")
+            for sid in ids:
+                self.path_of(sid)
+        return self._export(ids, req.format)
+
+    def _export(self, ids: builtins.list[str], fmt: str) -> Iterator[bytes]:
+        for sid in ids:
+            try:
+                if fmt == "events":
+                    yield b"".join(export.event_lines(sid, self.events(sid)))
+                    continue
+                s = self._current(sid)
+            except SessionNotFound:
+                continue  # deleted while a long export ran
+            chunk = {"openai": export.openai_line, "sharegpt": export.sharegpt_line,
+                     "markdown": export.markdown}[fmt](s)
+            if chunk:
+                yield chunk
+
+    def import_events(self, data: bytes) -> builtins.list[str]:
+        """Import an ``events`` export; refuses (writing nothing) if any session exists."""
+        sessions = export.parse_events(data)
+
+        def path_for(date: str, sid: str) -> str:
+            self.layout.ensure_date_dir(date)
+            return self.layout.journal_path(date, sid)
+
+        def exists(sid: str) -> bool:
+            return self.layout.find(sid) is not None
+
+        written = export.write_journals(sessions, path_for, exists)
+        items = []
+        for sid, path in written:
+            with self._mu:
+                self._paths[sid] = path
+            session = fold(sid, sessions[sid])
+            items.append((session, sessions[sid], self.layout.relative(path), len_of(path)))
+        self.index.apply(items)
+        for session, _, _, _ in items:
+            self.hub.emit(Lifecycle("session.started", session.session_id, summarize(session)))
+        return [sid for sid, _ in written]
+
+    # -- delete ------------------------------------------------------------------------
+
+    def delete(self, session_id: str) -> None:
+        """Delete a session, crash-atomically: the rename of its journal into the trash
+        is the commit point; snapshot and trash copy are removed after it."""
+        path = self.path_of(session_id)
+        with self._compact_lock:
+            with self._mu:
+                j = self._journals.pop(session_id, None)
+                self._dirty_index.pop(session_id, None)
+                self._dirty_snap.pop(session_id, None)
+            trash = os.path.join(self.layout.trash, f"{session_id}.{os.urandom(4).hex()}.jsonl")
+            lock_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)  # no other process is mid-append
+                if j is not None:
+                    j.deleted = True
+                try:
+                    os.rename(path, trash)
+                except FileNotFoundError:
+                    raise SessionNotFound(session_id) from None
+                fsync_dir(os.path.dirname(path))
+            finally:
+                os.close(lock_fd)
+            for leftover in (snapshot_path(path), path + ".torn", trash):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
+            if j is not None:
+                j.close()
+        with self._mu:
+            self._paths.pop(session_id, None)
+        self.index.remove(session_id)
+        self.hub.emit(Lifecycle("session.deleted", session_id, None))
+
+    # -- derived data: index and snapshots -------------------------------------------------
+
+    def flush_index(self) -> None:
+        """Bring the list index up to date with everything appended so far."""
+        with self._index_lock:
+            with self._mu:
+                dirty, self._dirty_index = self._dirty_index, {}
+            items = []
+            for _sid, j in dirty.items():
+                with j.lock:
+                    if j.deleted:
+                        continue
+                    events, j.unindexed = j.unindexed, []
+                    items.append((j.folder.session(), events, self.layout.relative(j.path), j.offset))
+            if items:
+                self.index.apply(items)
+
+    def compact(self) -> int:
+        """Write snapshots for sessions with new events; returns how many were written."""
+        with self._mu:
+            dirty, self._dirty_snap = self._dirty_snap, {}
+        n = 0
+        for sid, j in dirty.items():
+            with self._compact_lock:  # delete takes it too: no snapshot resurrects a session
+                if j.deleted or j.poisoned:
+                    continue
+                try:
+                    compactor.compact_journal(j)
+                    n += 1
+                except (OSError, EventLogError):
+                    with self._mu:  # try again next round
+                        self._dirty_snap.setdefault(sid, j)
+        return n
+
+    def compact_all(self, progress: Callable[[int], None] | None = None) -> int:
+        """Compact every journal on disk whose snapshot is behind (the CLI's ``compact``)."""
+        n = self.compact()
+        for i, (sid, path, size) in enumerate(self.layout.journals()):
+            if progress is not None and i % 1000 == 0:
+                progress(i)
+            with self._compact_lock:
+                try:
+                    n += compactor.compact_path(path, sid, size)
+                except EventLogError:
+                    continue
+        return n
+
+    def reconcile(self, progress: Callable[[int], None] | None = None) -> int:
+        """Re-index sessions whose journal changed while nobody indexed it; drop gone ones."""
+        stored = self.index.stored()
+        seen: set[str] = set()
+        stale: builtins.list[tuple[str, str]] = []
+        for sid, path, size in self.layout.journals():
+            seen.add(sid)
+            with self._mu:
+                self._paths[sid] = path
+            if stored.get(sid, (0, -1))[1] != size:
+                stale.append((sid, path))
+        for sid in stored.keys() - seen:
+            self.index.remove(sid)
+        items: builtins.list[tuple[Session, builtins.list[Event], str, int]] = []
+        for i, (sid, path) in enumerate(stale):
+            if progress is not None and i % 1000 == 0:
+                progress(i)
+            try:
+                session, offset, _ = load_cold(path, sid)
+            except EventLogError:
+                continue
+            items.append((session, [], self.layout.relative(path), offset))
+            if len(items) >= 1000:
+                self.index.apply(items)
+                items = []
+        if items:
+            self.index.apply(items)
+        return len(stale)
+
+    def refresh(self, session_id: str) -> builtins.list[Event]:
+        """Pick up events another process appended to a journal we have open; for one we
+        do not have open, publish them too (the watcher calls this on file changes)."""
+        j = self._journal(session_id)
+        try:
+            events = j.refresh()
+        except SessionNotFound:
+            return []
+        if events:
+            with self._mu:
+                self._dirty_index[session_id] = j
+                self._dirty_snap[session_id] = j
+        return events
+
+    def forget(self, session_id: str) -> None:
+        """A journal vanished underneath us (another process deleted it)."""
+        with self._mu:
+            j = self._journals.pop(session_id, None)
+            self._paths.pop(session_id, None)
+            self._dirty_index.pop(session_id, None)
+            self._dirty_snap.pop(session_id, None)
+        if j is not None:
+            j.deleted = True
+            j.close()
+        self.index.remove(session_id)
+        self.hub.emit(Lifecycle("session.deleted", session_id, None))
+
+    def watch(self, session_id: str) -> int:
+        """Keep the session's journal open (so events that other processes append are
+        published on ``external_change``) until a matching ``unwatch``; returns head."""
+        j = self._journal(session_id)
+        with self._mu:
+            self._watched[session_id] = self._watched.get(session_id, 0) + 1
+        j.refresh()
+        return j.last_seq
+
+    def unwatch(self, session_id: str) -> None:
+        with self._mu:
+            n = self._watched.get(session_id, 0) - 1
+            if n > 0:
+                self._watched[session_id] = n
+            else:
+                self._watched.pop(session_id, None)
+
+    def external_change(self, session_id: str) -> None:
+        """A journal was created, appended to or removed by someone else."""
+        try:
+            path = self.path_of(session_id)
+        except SessionNotFound:
+            with self._mu:
+                known = session_id in self._journals
+            if known or self.index.journal_of(session_id) is not None:
+                self.forget(session_id)
+            return
+        with self._mu:
+            is_open = session_id in self._journals
+        if is_open:
+            self.refresh(session_id)
+            return
+        if self.index.journal_of(session_id) is None:  # new to us: a session.started
+            session, offset, _ = load_cold(path, session_id)
+            self.index.apply([(session, [], self.layout.relative(path), offset)])
+            self.hub.emit(Lifecycle("session.started", session_id, summarize(session)))
+
+    def health(self) -> dict[str, Any]:
+        with self._mu:
+            open_journals = len(self._journals)
+        return {
+            "sessions": len(self.index.stored()),
+            "open_journals": open_journals,
+            "fsync": self.fsync,
+            "data_dir": self.layout.root,
+        }
+
+    def _background(self) -> None:
+        tick = 0
+        while not self._closed.wait(0.2):
+            tick += 1
+            try:
+                self.flush_index()
+                if self.fsync == "interval" and tick % 5 == 0:
+                    with self._mu:
+                        js = list(self._journals.values())
+                    for j in js:
+                        if not (j.deleted or j.poisoned):
+                            j.sync()
+            except Exception:
+                continue
+
+    def close(self) -> None:
+        """Stop background work, compact once more, close files."""
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self.flush_index()
+            self.compact()
+        finally:
+            with self._mu:
+                js = list(self._journals.values())
+                self._journals.clear()
+            for j in js:
+                j.close()
+            self.index.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def len_of(path: str) -> int:
+    return os.stat(path).st_size

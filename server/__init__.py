@@ -1,0 +1,1 @@
+"""sessionlog's aiohttp server: a thin adapter over ``eventlog``."""

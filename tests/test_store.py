@@ -1,0 +1,235 @@
+"""Store operations: validation, idempotency, concurrency control, save, load, delete,
+export/import — all on real files."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from eventlog.errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    SequenceConflict,
+    SessionExists,
+    SessionNotFound,
+)
+from eventlog.events import decoder
+from eventlog.fold import fold
+from eventlog.requests import (
+    AppendRequest,
+    CompleteRequest,
+    DeltaRequest,
+    ExportRequest,
+    ListRequest,
+    LoadRequest,
+    SaveMessage,
+    SaveRequest,
+    StartRequest,
+    UpdateRequest,
+)
+from eventlog.store import Store
+
+from .conftest import PYTHON, ROOT, tree
+
+
+def test_start_writes_a_dated_journal_with_a_12_hex_id(store: Store, data_dir: Path) -> None:
+    s = store.start(StartRequest(user_name="Ann", metadata={"type": "voice"}, title="Call"))
+    assert len(s.session_id) == 12 and int(s.session_id, 16) >= 0
+    path = Path(store.path_of(s.session_id))
+    assert path.parent.name == s.started_at[:10] and path.parent.parent == data_dir / "sessions"
+    line = path.read_bytes()
+    assert line.endswith(b"\n") and decoder.decode(line).seq == 1
+    assert (s.user_name, s.metadata, s.title, s.seq) == ("Ann", {"type": "voice"}, "Call", 1)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"role": "robot"}, "role"),
+        ({"content": 42}, "content"),
+        ({"session_id": "../x"}, "session_id"),
+        ({"session_id": "a/b"}, "session_id"),
+        ({"session_id": ""}, "session_id"),
+        ({"session_id": "a" * 65}, "session_id"),
+        ({"session_id": "abc\n"}, "session_id"),
+        ({"content": "x" * 1_000_001}, "content"),
+        ({"metadata": [1]}, "metadata"),
+        ({"expected_seq": -1}, "expected_seq"),
+    ],
+)
+def test_bad_input_names_the_field_and_writes_nothing(
+    store: Store, session_id: str, data_dir: Path, fields: dict[str, object], field: str
+) -> None:
+    before = tree(data_dir)
+    req = {"session_id": session_id, "role": "user", "content": "hi", **fields}
+    with pytest.raises(InvalidRequest) as err:
+        store.append(AppendRequest(**req))  # type: ignore[arg-type]
+    assert err.value.field == field and field in str(err.value)
+    if field == "content" and fields.get("content") != 42:
+        assert isinstance(err.value, PayloadTooLarge)
+    assert tree(data_dir) == before
+
+
+def test_unknown_session_is_not_found(store: Store) -> None:
+    with pytest.raises(SessionNotFound):
+        store.append(AppendRequest(session_id="nope", role="user", content="x"))
+    with pytest.raises(SessionNotFound):
+        store.load("nope")
+
+
+def test_retry_by_event_id_or_message_id_is_answered_not_written(store: Store, session_id: str) -> None:
+    a = store.append(AppendRequest(session_id=session_id, role="user", content="x", id="ev-1"))
+    again = store.append(AppendRequest(session_id=session_id, role="user", content="x", id="ev-1"))
+    assert (again.seq, again.duplicate, again.message_id) == (a.seq, True, a.message_id)
+    b = store.append(AppendRequest(session_id=session_id, role="user", content="y", message_id="m-9"))
+    stale = store.append(AppendRequest(session_id=session_id, role="user", content="y",
+                                       message_id="m-9", expected_seq=1))
+    assert (stale.seq, stale.duplicate) == (b.seq, True)  # dedup wins over a stale expected_seq
+    assert len(store.load(session_id).session.messages) == 2
+
+
+def test_expected_seq_mismatch_is_a_conflict_with_the_current_seq(store: Store, session_id: str) -> None:
+    store.append(AppendRequest(session_id=session_id, role="user", content="x", expected_seq=1))
+    with pytest.raises(SequenceConflict) as err:
+        store.append(AppendRequest(session_id=session_id, role="user", content="x", expected_seq=1))
+    assert err.value.current == 2 and "expected_seq=2" in str(err.value)
+
+
+def test_streaming_message_deltas_then_complete(store: Store, session_id: str) -> None:
+    store.append(AppendRequest(session_id=session_id, role="user", content="", partial=True,
+                               message_id="v"))
+    for text in ("hel", "hello wor", "hello world"):
+        store.delta(DeltaRequest(session_id=session_id, message_id="v", content=text, mode="replace"))
+    m = store.load(session_id).session.messages[0]
+    assert (m.content, m.status) == ("hello world", "partial")
+    store.complete(CompleteRequest(session_id=session_id, message_id="v", content="Hello, world."))
+    m = store.load(session_id).session.messages[0]
+    assert (m.content, m.status) == ("Hello, world.", "complete")
+    with pytest.raises(InvalidRequest, match="complete"):
+        store.delta(DeltaRequest(session_id=session_id, message_id="v", content="late"))
+    with pytest.raises(InvalidRequest, match="no message"):
+        store.delta(DeltaRequest(session_id=session_id, message_id="ghost", content="x"))
+
+
+def test_save_appends_new_edits_changed_and_never_removes(store: Store, session_id: str) -> None:
+    store.append(AppendRequest(session_id=session_id, role="user", content="a", message_id="m1"))
+    store.append(AppendRequest(session_id=session_id, role="assistant", content="b", message_id="m2"))
+    r = store.save(SaveRequest(session_id=session_id, metadata={"type": "chat", "x": 1}, messages=[
+        SaveMessage(role="user", content="a", message_id="m1"),
+        SaveMessage(role="user", content="c"),  # no id: matched by position 1, i.e. m2
+        SaveMessage(role="user", content="new", message_id="m3"),
+    ]))
+    assert (r.appended, r.edited) == (1, 1)
+    s = store.load(session_id).session
+    assert [m.content for m in s.messages] == ["a", "c", "new"] and s.metadata["x"] == 1
+    r2 = store.save(SaveRequest(session_id=session_id, messages=[]))
+    assert (r2.appended, r2.edited) == (0, 0) and len(store.load(session_id).session.messages) == 3
+
+
+def test_load_with_a_message_limit_returns_the_last_n(store: Store, session_id: str) -> None:
+    for i in range(10):
+        store.append(AppendRequest(session_id=session_id, role="user", content=str(i)))
+    r = store.load(LoadRequest(session_id=session_id, message_limit=3))
+    assert [m.content for m in r.session.messages] == ["7", "8", "9"] and r.message_start == 7
+    r = store.load(LoadRequest(session_id=session_id, message_limit=3, message_before=7))
+    assert [m.content for m in r.session.messages] == ["4", "5", "6"] and r.message_start == 4
+
+
+def test_load_is_never_stale_between_compactions(data_dir: Path) -> None:
+    """A load reads snapshot + tail: an append after the last compaction is visible to a
+    fresh reader (another process, or after restart) at once."""
+    with Store(data_dir) as a:
+        sid = a.start(StartRequest()).session_id
+        a.append(AppendRequest(session_id=sid, role="user", content="one"))
+        a.compact()
+        a.append(AppendRequest(session_id=sid, role="user", content="two"))
+        with Store(data_dir, background=False) as b:
+            assert [m.content for m in b.load(sid).session.messages] == ["one", "two"]
+            assert b.load(sid).session == fold(sid, b.events(sid))
+
+
+def test_delete_removes_journal_snapshot_and_index_entry(store: Store, session_id: str, data_dir: Path) -> None:
+    store.append(AppendRequest(session_id=session_id, role="user", content="bye"))
+    store.compact()
+    store.delete(session_id)
+    with pytest.raises(SessionNotFound):
+        store.load(session_id)
+    assert not [p for p in (data_dir / "sessions").rglob("*") if p.is_file()]
+    assert not list((data_dir / "trash").iterdir())
+    assert session_id not in [s.session_id for s in store.list().sessions]
+    with pytest.raises(SessionNotFound):
+        store.delete(session_id)
+
+
+def test_update_sets_title_tags_pin_archive(store: Store, session_id: str) -> None:
+    store.update(UpdateRequest(session_id=session_id, title="Trip", tags=["travel"], pinned=True))
+    s = store.load(session_id).session
+    assert (s.title, s.tags, s.pinned, s.archived) == ("Trip", ["travel"], True, False)
+    with pytest.raises(InvalidRequest, match="nothing to update"):
+        store.update(UpdateRequest(session_id=session_id))
+    store.update(UpdateRequest(session_id=session_id, archived=True))
+    assert session_id not in [x.session_id for x in store.list().sessions]
+    assert session_id in [x.session_id for x in store.list(ListRequest(archived=True)).sessions]
+
+
+def _fill(store: Store) -> list[str]:
+    ids = []
+    for n in range(3):
+        sid = store.start(StartRequest(title=f"t{n}")).session_id
+        store.append(AppendRequest(session_id=sid, role="system", content="be nice"))
+        store.append(AppendRequest(session_id=sid, role="user", content=f"q{n}"))
+        store.append(AppendRequest(session_id=sid, role="assistant", content=f"a{n}"))
+        store.append(AppendRequest(session_id=sid, role="tool", content="{}"))
+        ids.append(sid)
+    return ids
+
+
+def test_events_export_delete_import_round_trips_exactly(store: Store) -> None:
+    ids = _fill(store)
+    before = {sid: store.load(sid).session for sid in ids}
+    journals = {sid: Path(store.path_of(sid)).read_bytes() for sid in ids}
+    dump = b"".join(store.export(ExportRequest(all=True, format="events")))
+    for sid in ids:
+        store.delete(sid)
+    assert sorted(store.import_events(dump)) == sorted(ids)
+    for sid in ids:
+        assert store.load(sid).session == before[sid]
+        assert Path(store.path_of(sid)).read_bytes() == journals[sid]
+    with pytest.raises(SessionExists):
+        store.import_events(dump)
+
+
+def test_import_refuses_bad_input_and_writes_nothing(store: Store, data_dir: Path) -> None:
+    ids = _fill(store)
+    dump = b"".join(store.export(ExportRequest(session_ids=ids[:1], format="events")))
+    store.delete(ids[0])
+    before = tree(data_dir)
+    lines = dump.splitlines(keepends=True)
+    for bad in (b"not json\n", b"".join(lines[:1] + lines[2:]), b"".join(lines[1:]), b"\n"):
+        with pytest.raises(InvalidRequest):
+            store.import_events(bad)
+    traversal = dump.replace(ids[0].encode(), b"../../etc")
+    with pytest.raises(InvalidRequest, match="session_id"):
+        store.import_events(traversal)
+    assert tree(data_dir) == before
+
+
+def test_training_exports(store: Store) -> None:
+    sid = _fill(store)[0]
+    openai = msgspec.json.decode(b"".join(store.export(ExportRequest(session_id=sid))))
+    assert [m["role"] for m in openai["messages"]] == ["system", "user", "assistant", "tool"]
+    share = msgspec.json.decode(b"".join(store.export(ExportRequest(session_id=sid, format="sharegpt"))))
+    assert [c["from"] for c in share["conversations"]] == ["system", "human", "gpt", "tool"]
+    md = b"".join(store.export(ExportRequest(session_id=sid, format="markdown"))).decode()
+    assert md.startswith("# t0") and "### Assistant" in md and "a0" in md
+    with pytest.raises(SessionNotFound):
+        store.export(ExportRequest(session_ids=[sid, "missing"]))
+
+
+def test_importing_eventlog_loads_no_aiohttp() -> None:
+    code = "import sys, eventlog.store, eventlog.backend; print('aiohttp' in sys.modules, 'watchfiles' in sys.modules)"
+    out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
