@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import msgspec
 
-from .errors import InvalidRequest, SessionExists
+from .errors import InvalidRequest, SessionExists, SessionNotFound
 from .events import Event, SessionStarted, decoder, encode_line, encoder
 from .journal import fsync_dir
 from .model import Session
@@ -63,6 +63,26 @@ def markdown(s: Session) -> bytes:
         mark = " *(incomplete)*" if m.status == "partial" else ""
         out += [f"### {m.role.capitalize()} · {m.timestamp}{mark}", "", m.content, ""]
     return ("\n".join(out) + "\n---\n\n").encode()
+
+
+def chunks(
+    ids: list[str],
+    fmt: str,
+    events_of: Callable[[str], list[Event]],
+    session_of: Callable[[str], Session],
+) -> Iterator[bytes]:
+    """The export of ``ids`` in ``fmt``, a chunk per session (streamed for many)."""
+    render = {"openai": openai_line, "sharegpt": sharegpt_line, "markdown": markdown}.get(fmt)
+    for sid in ids:
+        try:
+            if render is None:
+                yield b"".join(event_lines(sid, events_of(sid)))
+                continue
+            chunk = render(session_of(sid))
+        except SessionNotFound:
+            continue  # deleted while a long export ran
+        if chunk:
+            yield chunk
 
 
 def event_lines(session_id: str, events: Iterable[Event]) -> Iterator[bytes]:

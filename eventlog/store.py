@@ -17,14 +17,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from . import compactor, export, ops
+from . import compactor, export, maintenance, ops
 from .errors import EventLogError, InvalidRequest, SessionNotFound
 from .events import Event, SessionStarted, SessionStartedData, new_event_id, now_iso
 from .fold import fold
 from .index import Index, ListResult
 from .journal import FsyncPolicy, Journal, create, fsync_dir, read_tail
 from .layout import Layout
-from .model import Message, Session, Summary, summarize
+from .model import Session, Summary, summarize
 from .notify import Hub, Lifecycle, Listener, Published
 from .requests import (
     AppendRequest,
@@ -42,6 +42,7 @@ from .requests import (
     check_session_id,
 )
 from .snapshot import load_cold, snapshot_path
+from .watching import Watching
 
 R = TypeVar("R")
 
@@ -57,7 +58,7 @@ class LoadResult:
         self.message_start = message_start
 
 
-class Store:
+class Store(Watching):
     """Sessions stored as journals under ``root`` (see SPEC §2-3)."""
 
     def __init__(
@@ -83,7 +84,7 @@ class Store:
         self._dirty_snap: dict[str, Journal] = {}
         self._watched: dict[str, int] = {}
         self._index_lock = threading.Lock()
-        self._compact_lock = threading.Lock()
+        self.compact_lock = threading.Lock()
         self._closed = threading.Event()
         self.layout.empty_trash()
         if reconcile:
@@ -278,12 +279,6 @@ class Store:
         self.flush_index()
         return self.index.query(check(req or ListRequest()))
 
-    def message(self, session_id: str, message_id: str) -> Message | None:
-        for m in self._current(session_id).messages:
-            if m.message_id == message_id:
-                return m
-        return None
-
     # -- export / import ------------------------------------------------------------
 
     def export(self, req: ExportRequest) -> Iterator[bytes]:
@@ -302,21 +297,7 @@ class Store:
                     "all: true", "session_id")
             for sid in ids:
                 self.path_of(sid)
-        return self._export(ids, req.format)
-
-    def _export(self, ids: builtins.list[str], fmt: str) -> Iterator[bytes]:
-        for sid in ids:
-            try:
-                if fmt == "events":
-                    yield b"".join(export.event_lines(sid, self.events(sid)))
-                    continue
-                s = self._current(sid)
-            except SessionNotFound:
-                continue  # deleted while a long export ran
-            chunk = {"openai": export.openai_line, "sharegpt": export.sharegpt_line,
-                     "markdown": export.markdown}[fmt](s)
-            if chunk:
-                yield chunk
+        return export.chunks(ids, req.format, self.events, self._current)
 
     def import_events(self, data: bytes) -> builtins.list[str]:
         """Import an ``events`` export; refuses (writing nothing) if any session exists."""
@@ -347,7 +328,7 @@ class Store:
         """Delete a session, crash-atomically: the rename of its journal into the trash
         is the commit point; snapshot and trash copy are removed after it."""
         path = self.path_of(session_id)
-        with self._compact_lock:
+        with self.compact_lock:
             with self._mu:
                 j = self._journals.pop(session_id, None)
                 self._dirty_index.pop(session_id, None)
@@ -398,7 +379,7 @@ class Store:
             dirty, self._dirty_snap = self._dirty_snap, {}
         n = 0
         for sid, j in dirty.items():
-            with self._compact_lock:  # delete takes it too: no snapshot resurrects a session
+            with self.compact_lock:  # delete takes it too: no snapshot resurrects a session
                 if j.deleted or j.poisoned:
                     continue
                 try:
@@ -411,109 +392,11 @@ class Store:
 
     def compact_all(self, progress: Callable[[int], None] | None = None) -> int:
         """Compact every journal on disk whose snapshot is behind (the CLI's ``compact``)."""
-        n = self.compact()
-        for i, (sid, path, size) in enumerate(self.layout.journals()):
-            if progress is not None and i % 1000 == 0:
-                progress(i)
-            with self._compact_lock:
-                try:
-                    n += compactor.compact_path(path, sid, size)
-                except EventLogError:
-                    continue
-        return n
+        return maintenance.compact_all(self, progress)
 
     def reconcile(self, progress: Callable[[int], None] | None = None) -> int:
         """Re-index sessions whose journal changed while nobody indexed it; drop gone ones."""
-        stored = self.index.stored()
-        seen: set[str] = set()
-        stale: builtins.list[tuple[str, str]] = []
-        for sid, path, size in self.layout.journals():
-            seen.add(sid)
-            with self._mu:
-                self._paths[sid] = path
-            if stored.get(sid, (0, -1))[1] != size:
-                stale.append((sid, path))
-        for sid in stored.keys() - seen:
-            self.index.remove(sid)
-        items: builtins.list[tuple[Session, builtins.list[Event], str, int]] = []
-        for i, (sid, path) in enumerate(stale):
-            if progress is not None and i % 1000 == 0:
-                progress(i)
-            try:
-                session, offset, _ = load_cold(path, sid)
-            except EventLogError:
-                continue
-            items.append((session, [], self.layout.relative(path), offset))
-            if len(items) >= 1000:
-                self.index.apply(items)
-                items = []
-        if items:
-            self.index.apply(items)
-        return len(stale)
-
-    def refresh(self, session_id: str) -> builtins.list[Event]:
-        """Pick up events another process appended to a journal we have open; for one we
-        do not have open, publish them too (the watcher calls this on file changes)."""
-        j = self._journal(session_id)
-        try:
-            events = j.refresh()
-        except SessionNotFound:
-            return []
-        if events:
-            with self._mu:
-                self._dirty_index[session_id] = j
-                self._dirty_snap[session_id] = j
-        return events
-
-    def forget(self, session_id: str) -> None:
-        """A journal vanished underneath us (another process deleted it)."""
-        with self._mu:
-            j = self._journals.pop(session_id, None)
-            self._paths.pop(session_id, None)
-            self._dirty_index.pop(session_id, None)
-            self._dirty_snap.pop(session_id, None)
-        if j is not None:
-            j.deleted = True
-            j.close()
-        self.index.remove(session_id)
-        self.hub.emit(Lifecycle("session.deleted", session_id, None))
-
-    def watch(self, session_id: str) -> int:
-        """Keep the session's journal open (so events that other processes append are
-        published on ``external_change``) until a matching ``unwatch``; returns head."""
-        j = self._journal(session_id)
-        with self._mu:
-            self._watched[session_id] = self._watched.get(session_id, 0) + 1
-        j.refresh()
-        return j.last_seq
-
-    def unwatch(self, session_id: str) -> None:
-        with self._mu:
-            n = self._watched.get(session_id, 0) - 1
-            if n > 0:
-                self._watched[session_id] = n
-            else:
-                self._watched.pop(session_id, None)
-
-    def external_change(self, session_id: str) -> None:
-        """A journal was created, appended to or removed by someone else."""
-        try:
-            path = self.path_of(session_id)
-        except SessionNotFound:
-            with self._mu:
-                known = session_id in self._journals
-            if known or self.index.journal_of(session_id) is not None:
-                self.forget(session_id)
-            return
-        with self._mu:
-            is_open = session_id in self._journals
-        if is_open:
-            self.refresh(session_id)
-            return
-        if self.index.journal_of(session_id) is None:  # new to us: a session.started
-            session, offset, _ = load_cold(path, session_id)
-            self.index.apply([(session, [], self.layout.relative(path), offset)])
-            self.hub.emit(Lifecycle("session.started", session_id, summarize(session)))
+        return maintenance.reconcile(self, progress)
 
     def health(self) -> dict[str, Any]:
         with self._mu:

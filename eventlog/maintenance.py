@@ -1,0 +1,142 @@
+"""Whole-store upkeep: reconcile and rebuild the index, compact everything, verify.
+
+These walk every journal on disk, so they report progress for large stores.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from . import compactor
+from .errors import EventLogError
+from .events import Event
+from .fold import fold
+from .journal import read_tail
+from .layout import Layout
+from .model import Session, to_session
+from .snapshot import load_cold, read_snapshot, snapshot_path
+
+if TYPE_CHECKING:
+    from .store import Store
+
+Progress = Callable[[int], None] | None
+
+
+def compact_all(store: Store, progress: Progress = None) -> int:
+    n = store.compact()
+    for i, (sid, path, size) in enumerate(store.layout.journals()):
+        if progress is not None and i % 1000 == 0:
+            progress(i)
+        with store.compact_lock:
+            try:
+                n += compactor.compact_path(path, sid, size)
+            except EventLogError:
+                continue
+    return n
+
+
+def reconcile(store: Store, progress: Progress = None) -> int:
+    """Index journals whose size differs from what the index recorded (someone wrote
+    while no indexer ran); drop index rows whose journal is gone. Returns re-indexed."""
+    stored = store.index.stored()
+    seen: set[str] = set()
+    stale: list[tuple[str, str]] = []
+    for sid, path, size in store.layout.journals():
+        seen.add(sid)
+        if stored.get(sid, (0, -1))[1] != size:
+            stale.append((sid, path))
+    for sid in stored.keys() - seen:
+        store.index.remove(sid)
+    items: list[tuple[Session, list[Event], str, int]] = []
+    for i, (sid, path) in enumerate(stale):
+        if progress is not None and i % 1000 == 0:
+            progress(i)
+        try:
+            session, offset, _ = load_cold(path, sid)
+        except EventLogError:
+            continue
+        items.append((session, [], store.layout.relative(path), offset))
+        if len(items) >= 1000:
+            store.index.apply(items)
+            items = []
+    if items:
+        store.index.apply(items)
+    return len(stale)
+
+
+def reindex(store: Store, progress: Progress = None) -> int:
+    """Rebuild the index from the journals alone (it is derived data)."""
+    store.flush_index()
+
+    def sessions() -> Iterator[tuple[Session, str, int]]:
+        for sid, path, _ in store.layout.journals():
+            try:
+                session, offset, _ = load_cold(path, sid)
+            except EventLogError:
+                continue
+            yield session, store.layout.relative(path), offset
+
+    return store.index.rebuild(sessions(), progress)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something ``verify`` found, with the file it is in."""
+
+    path: str
+    what: str
+
+
+def verify(root: str | os.PathLike[str], progress: Progress = None) -> tuple[int, list[Problem]]:
+    """Check every journal (decodable lines, seq 1..N, no torn tail, starts with
+    session.started) and every snapshot (parses, covers a line boundary, equals the fold
+    of the journal up to its seq). Returns (journals checked, problems)."""
+    layout = Layout(root)
+    problems: list[Problem] = []
+    n = 0
+    for n, (sid, path, size) in enumerate(layout.journals(), 1):
+        if progress is not None and n % 1000 == 0:
+            progress(n)
+        scan = read_tail(path, 0, 0)
+        problems += [Problem(path, f"byte {b.offset}: unusable line ({b.reason})") for b in scan.bad]
+        if scan.torn:
+            problems.append(Problem(path, f"{scan.torn} bytes after the last complete line "
+                                          "(a torn write; the next append cuts it off)"))
+        if not scan.events:
+            problems.append(Problem(path, "no readable event"))
+            continue
+        seqs = [e.seq for e in scan.events]
+        if seqs != list(range(1, len(seqs) + 1)):
+            problems.append(Problem(path, "seq is not 1..N without gaps"))
+        try:
+            whole = fold(sid, scan.events)
+        except EventLogError as e:
+            problems.append(Problem(path, str(e)))
+            continue
+        snap_file = snapshot_path(path)
+        if not os.path.exists(snap_file):
+            continue
+        snap = read_snapshot(path)
+        if snap is None:
+            problems.append(Problem(snap_file, "snapshot does not parse (it is rebuilt by compact)"))
+            continue
+        upto = [e for e in scan.events if e.seq <= snap.seq]
+        if snap.journal_offset > size:
+            problems.append(Problem(snap_file, f"covers offset {snap.journal_offset} but the "
+                                               f"journal has {size} bytes"))
+        elif msgspec.structs.replace(to_session(snap)) != fold(sid, upto):
+            problems.append(Problem(snap_file, f"differs from the journal folded to seq {snap.seq}"))
+        elif snap.seq > whole.seq:
+            problems.append(Problem(snap_file, f"is at seq {snap.seq}, ahead of the journal"))
+    for name in os.listdir(layout.sessions):
+        d = os.path.join(layout.sessions, name)
+        if os.path.isdir(d):
+            for f in os.listdir(d):
+                if f.endswith(".json") and not os.path.exists(os.path.join(d, f + "l")):
+                    problems.append(Problem(os.path.join(d, f), "snapshot without a journal"))
+    return n, problems

@@ -1,0 +1,103 @@
+"""Following journals that other processes write: the part of ``Store`` the server's
+file watcher drives (and ``watch``/``unwatch``, which keep a journal open meanwhile)."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from .errors import SessionNotFound
+from .events import Event
+from .model import summarize
+from .notify import Hub, Lifecycle
+from .snapshot import load_cold
+
+if TYPE_CHECKING:
+    from .index import Index
+    from .journal import Journal
+    from .layout import Layout
+
+
+class Watching:
+    """Mixed into ``Store``; relies on its journal cache and maps."""
+
+    _mu: threading.Lock
+    _journals: dict[str, Journal]
+    _paths: dict[str, str]
+    _dirty_index: dict[str, Journal]
+    _dirty_snap: dict[str, Journal]
+    _watched: dict[str, int]
+    index: Index
+    hub: Hub
+    layout: Layout
+
+    def _journal(self, session_id: str) -> Journal:
+        raise NotImplementedError
+
+    def path_of(self, session_id: str) -> str:
+        raise NotImplementedError
+
+    def refresh(self, session_id: str) -> list[Event]:
+        """Pick up events another process appended to a journal we have open; for one we
+        do not have open, publish them too (the watcher calls this on file changes)."""
+        j = self._journal(session_id)
+        try:
+            events = j.refresh()
+        except SessionNotFound:
+            return []
+        if events:
+            with self._mu:
+                self._dirty_index[session_id] = j
+                self._dirty_snap[session_id] = j
+        return events
+
+    def forget(self, session_id: str) -> None:
+        """A journal vanished underneath us (another process deleted it)."""
+        with self._mu:
+            j = self._journals.pop(session_id, None)
+            self._paths.pop(session_id, None)
+            self._dirty_index.pop(session_id, None)
+            self._dirty_snap.pop(session_id, None)
+        if j is not None:
+            j.deleted = True
+            j.close()
+        self.index.remove(session_id)
+        self.hub.emit(Lifecycle("session.deleted", session_id, None))
+
+    def watch(self, session_id: str) -> int:
+        """Keep the session's journal open (so events that other processes append are
+        published on ``external_change``) until a matching ``unwatch``; returns head."""
+        j = self._journal(session_id)
+        with self._mu:
+            self._watched[session_id] = self._watched.get(session_id, 0) + 1
+        j.refresh()
+        return j.last_seq
+
+    def unwatch(self, session_id: str) -> None:
+        with self._mu:
+            n = self._watched.get(session_id, 0) - 1
+            if n > 0:
+                self._watched[session_id] = n
+            else:
+                self._watched.pop(session_id, None)
+
+    def external_change(self, session_id: str) -> None:
+        """A journal was created, appended to or removed by someone else."""
+        try:
+            path = self.path_of(session_id)
+        except SessionNotFound:
+            with self._mu:
+                known = session_id in self._journals
+            if known or self.index.journal_of(session_id) is not None:
+                self.forget(session_id)
+            return
+        with self._mu:
+            is_open = session_id in self._journals
+        if is_open:
+            self.refresh(session_id)
+            return
+        if self.index.journal_of(session_id) is None:  # new to us: a session.started
+            session, offset, _ = load_cold(path, session_id)
+            self.index.apply([(session, [], self.layout.relative(path), offset)])
+            self.hub.emit(Lifecycle("session.started", session_id, summarize(session)))
+

@@ -1,0 +1,150 @@
+"""The Backend contract, run against every backend (today: files; planned: Redis Streams).
+
+A new backend joins by adding a factory to BACKENDS; server/ needs nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eventlog.backend import Backend, FileBackend
+from eventlog.errors import SequenceConflict, SessionNotFound
+from eventlog.notify import Lifecycle, Notice, Published
+from eventlog.requests import (
+    AppendRequest,
+    DeltaRequest,
+    ExportRequest,
+    ListRequest,
+    LoadRequest,
+    StartRequest,
+    UpdateRequest,
+)
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {
+    "file": lambda root: FileBackend(root, threads=16),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    b = BACKENDS[request.param](tmp_path / "data")
+    yield b
+    await b.close()
+
+
+async def _session(b: Backend) -> str:
+    return (await b.start(StartRequest(title="conformance"))).session_id
+
+
+async def test_append_then_load_returns_the_message(backend: Backend) -> None:
+    sid = await _session(backend)
+    r = await backend.append(AppendRequest(session_id=sid, role="user", content="hi"))
+    loaded = (await backend.load(LoadRequest(session_id=sid))).session
+    assert r.seq == 2 and loaded.seq == 2 and loaded.messages[0].content == "hi"
+
+
+async def test_duplicates_and_conflicts(backend: Backend) -> None:
+    sid = await _session(backend)
+    a = await backend.append(AppendRequest(session_id=sid, role="user", content="x", message_id="m"))
+    b = await backend.append(AppendRequest(session_id=sid, role="user", content="x", message_id="m"))
+    assert (b.seq, b.duplicate) == (a.seq, True)
+    with pytest.raises(SequenceConflict):
+        await backend.append(AppendRequest(session_id=sid, role="user", content="y", expected_seq=1))
+    with pytest.raises(SessionNotFound):
+        await backend.load(LoadRequest(session_id="missing"))
+
+
+async def test_listeners_hear_events_in_seq_order_after_durability(backend: Backend) -> None:
+    sid = await _session(backend)
+    heard: list[Notice] = []
+    stop = backend.subscribe(heard.append)
+    await asyncio.gather(*(
+        backend.append(AppendRequest(session_id=sid, role="user", content=str(i))) for i in range(200)
+    ))
+    await backend.update(UpdateRequest(session_id=sid, title="renamed"))
+    await asyncio.sleep(0.05)
+    stop()
+    seqs = [e.seq for n in heard if isinstance(n, Published) for e in n.events]
+    assert seqs == list(range(2, 203))
+    titles = [n.summary.title for n in heard if isinstance(n, Lifecycle) and n.summary]
+    assert titles[-1] == "renamed"
+
+
+async def test_list_and_delete(backend: Backend) -> None:
+    sid = await _session(backend)
+    await backend.append(AppendRequest(session_id=sid, role="user", content="find the walrus"))
+    found = await backend.list(ListRequest(query="walrus"))
+    assert [s.session_id for s in found.sessions] == [sid]
+    await backend.delete(sid)
+    assert (await backend.list(ListRequest())).total_sessions == 0
+    with pytest.raises(SessionNotFound):
+        await backend.events(sid, 0)
+
+
+async def test_export_events_round_trips_through_import(backend: Backend) -> None:
+    sid = await _session(backend)
+    await backend.append(AppendRequest(session_id=sid, role="user", content="keep me"))
+    before = (await backend.load(LoadRequest(session_id=sid))).session
+    dump = b"".join([c async for c in await backend.export(ExportRequest(all=True, format="events"))])
+    await backend.delete(sid)
+    assert await backend.import_events(dump) == [sid]
+    assert (await backend.load(LoadRequest(session_id=sid))).session == before
+
+
+async def test_streaming_deltas_reach_listeners(backend: Backend) -> None:
+    sid = await _session(backend)
+    heard: list[Notice] = []
+    stop = backend.subscribe(heard.append)
+    await backend.append(AppendRequest(session_id=sid, role="assistant", content="", partial=True,
+                                       message_id="s"))
+    for tok in ("a", "b", "c"):
+        await backend.delta(DeltaRequest(session_id=sid, message_id="s", content=tok))
+    await asyncio.sleep(0.05)
+    stop()
+    types = [type(e).__name__ for n in heard if isinstance(n, Published) for e in n.events]
+    assert types == ["MessageAppended", "MessageDelta", "MessageDelta", "MessageDelta"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(before=st.integers(0, 30), during=st.integers(0, 30), after_seq=st.integers(0, 40))
+def test_resume_never_gaps(tmp_path_factory: pytest.TempPathFactory, before: int, during: int,
+                           after_seq: int) -> None:
+    """Subscribe as the server does (listener first, then backlog after ``after_seq``,
+    then live, skipping seen seqs) while appends race it: the subscriber sees exactly
+    after_seq+1..N, in order, whatever the interleaving."""
+
+    async def run() -> None:
+        for make in BACKENDS.values():
+            b = make(tmp_path_factory.mktemp("resume"))
+            try:
+                sid = await _session(b)
+                for i in range(before):
+                    await b.append(AppendRequest(session_id=sid, role="user", content=f"b{i}"))
+                live: list[int] = []
+                stop = b.subscribe(lambda n: live.extend(
+                    e.seq for e in n.events) if isinstance(n, Published) and n.session_id == sid else None)
+                racing = asyncio.gather(*(
+                    b.append(AppendRequest(session_id=sid, role="user", content=f"d{i}"))
+                    for i in range(during)
+                ))
+                await b.watch(sid)
+                backlog = [e.seq for e in await b.events(sid, after_seq)]
+                await racing
+                await asyncio.sleep(0.02)
+                stop()
+                got = list(backlog)
+                for s in live:
+                    if s > (got[-1] if got else after_seq):
+                        got.append(s)
+                head = 1 + before + during
+                assert got == list(range(after_seq + 1, head + 1))
+            finally:
+                await b.close()
+
+    asyncio.run(run())
