@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import msgspec
 
+from . import faults
 from .errors import InvalidRequest, SessionExists, SessionNotFound
 from .events import Event, SessionStarted, decoder, encode_line, encoder
 from .journal import fsync_dir
@@ -168,5 +169,6 @@ def write_journals(
         os.unlink(tmp)
         fsync_dir(os.path.dirname(path))
         written.append((sid, path))
+        faults.reach("import.after_first")
     return written
 

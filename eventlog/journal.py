@@ -23,6 +23,7 @@ from typing import Literal, TypeVar
 
 import msgspec
 
+from . import faults
 from .errors import JournalCorrupt, SessionNotFound, StorageError
 from .events import (
     Event,
@@ -265,6 +266,7 @@ class Journal:
                     data = b"".join(encode_line(e) for e in events)
                     start = self.offset
                     self._write_all(data, start)
+                    faults.reach("journal.after_write")
                     end = start + len(data)
                     self._apply(events, end)
                     row = self._row(events)
@@ -282,6 +284,7 @@ class Journal:
         """Write ``data`` at the end of the file, or cut the file back and raise."""
         done = 0
         try:
+            faults.reach("journal.write")
             while done < len(data):
                 n = write(self.fd, data[done:])
                 if n <= 0:
@@ -315,6 +318,7 @@ class Journal:
                     cond.release()
                     err: OSError | None = None
                     try:
+                        faults.reach("journal.fsync")
                         fdatasync(self.fd)
                     except OSError as e:
                         err = e
@@ -326,6 +330,7 @@ class Journal:
                         cond.notify_all()
                         raise st.failed
                     st.durable = max(st.durable, target)
+                    faults.reach("journal.after_fsync")
                     cond.notify_all()
                 else:
                     cond.wait()

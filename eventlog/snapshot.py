@@ -11,6 +11,7 @@ import os
 
 import msgspec
 
+from . import faults
 from .errors import JournalCorrupt, SessionNotFound
 from .fold import fold
 from .journal import BadLine, fsync_dir, read_tail
@@ -40,7 +41,9 @@ def write_snapshot(journal_path: str, session: Session, offset: int) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+        faults.reach("snapshot.after_temp")
         os.rename(tmp, final)
+        faults.reach("snapshot.after_rename")
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

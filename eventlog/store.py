@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from . import compactor, export, maintenance, ops
+from . import compactor, export, faults, maintenance, ops
 from .errors import EventLogError, InvalidRequest, SessionNotFound
 from .events import Event, SessionStarted, SessionStartedData, new_event_id, now_iso
 from .fold import fold
@@ -343,6 +343,7 @@ class Store(Watching):
                     os.rename(path, trash)
                 except FileNotFoundError:
                     raise SessionNotFound(session_id) from None
+                faults.reach("delete.after_rename")
                 fsync_dir(os.path.dirname(path))
             finally:
                 os.close(lock_fd)
