@@ -6,7 +6,7 @@ behind. Layout of the file:
 
 - ``sessions``: one row per session; the exact ``Summary`` as a msgpack blob (so a list
   page is a decode, not a re-assembly) plus the columns that filters and ordering need.
-- ``tags``: (tag, sid) pairs, so a tag filter is an index lookup.
+- ``tags``: (sid, tag) pairs, indexed both ways, so a tag filter is an index lookup.
 - ``totals``: running COUNT/SUM per (archived, type), kept by triggers in the same
   transaction, so the default page does not aggregate over every row.
 - ``docs``: FTS5 over message contents and titles. A doc's rowid is ``sid << 32 | slot``
@@ -21,6 +21,7 @@ import os
 import re
 import sqlite3
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,6 @@ from .events import Event, MessageAppended, MessageCompleted, MessageDelta, Mess
 from .model import Message, Session, Summary, summarize
 from .requests import ListRequest
 
-SCHEMA_VERSION = 1
 _SLOT_BITS = 32
 _TITLE_WEIGHT = 10.0  # bm25 weight of the title column against 1.0 for message bodies
 _REBUILD_BATCH = 2000
@@ -44,7 +44,7 @@ _AGG_OVER = ", ".join(f"{a} OVER ()" for a in _AGG.split(", "))
 _WORD = re.compile(r"[^\W_]+")  # a run of letters/digits, roughly a unicode61 token
 _ORDER = "s.pinned DESC, s.last_updated DESC, s.session_id"
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     sid INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE,
     started_at TEXT NOT NULL, last_updated TEXT NOT NULL, type TEXT NOT NULL,
@@ -85,7 +85,6 @@ ON sessions BEGIN
 END;
 CREATE VIRTUAL TABLE IF NOT EXISTS docs
     USING fts5 (title, body, tokenize = 'unicode61 remove_diacritics 2');
-PRAGMA user_version = {SCHEMA_VERSION};
 """
 
 _COLUMNS = ("session_id", "started_at", "last_updated", "type", "pinned", "archived",
@@ -96,6 +95,10 @@ _UPSERT = (
     f"({', '.join('excluded.' + c for c in _COLUMNS[1:])}) RETURNING sid"
 )
 
+# Any change to the schema or to Summary (stored as msgpack) changes this, and an index
+# file written under another version is dropped on open (stored() is then empty, so the
+# store's start-up reconcile re-indexes every journal).
+SCHEMA_VERSION = 1 + zlib.crc32((_SCHEMA + repr(Summary.__struct_fields__)).encode()) % 2**30
 _encode = msgspec.msgpack.Encoder().encode
 _decode_summary = msgspec.msgpack.Decoder(Summary).decode
 _MESSAGE_EVENTS = (MessageAppended, MessageDelta, MessageCompleted, MessageEdited)
@@ -117,10 +120,12 @@ class ListResult(msgspec.Struct):
 
 
 def fts_query(text: str | None) -> str | None:
-    """User text as a safe FTS5 expression: every term quoted and required, the last one
-    a prefix (search-as-you-type); None when nothing searchable is left."""
+    """User text as a safe FTS5 expression: every term quoted and required (all in one
+    message, or all in the title), the last one a prefix if it has 3+ characters
+    (search-as-you-type); None when nothing searchable is left."""
     if not text:
         return None
+    text = text.encode("utf-8", "replace").decode()  # a lone surrogate cannot be bound
     # Whitespace splits terms; inside a quoted term the tokenizer splits the rest, so
     # "foo-bar" becomes a phrase. Chunks with no letter or digit would be empty phrases.
     terms = [t for t in text.replace("\x00", " ").split() if any(c.isalnum() for c in t)]
@@ -167,10 +172,10 @@ class Index:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = OFF")  # derived data: a crash costs a rebuild
         self._db.execute("PRAGMA cache_size = -65536")
+        # a rebuild's big transactions would otherwise leave a WAL as big as the index
+        self._db.execute("PRAGMA journal_size_limit = 67108864")
         with self._tx():
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            # an index from another release is dropped; stored() is then empty, so the
-            # store's start-up reconcile re-indexes every journal
             self._create(drop=version not in (0, SCHEMA_VERSION))
 
     def _create(self, drop: bool) -> None:
@@ -180,6 +185,7 @@ class Index:
         # not executescript: it would COMMIT the transaction we are in
         for stmt in _statements(_SCHEMA):
             self._db.execute(stmt)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
     def _tx(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
@@ -322,8 +328,10 @@ class Index:
             n += len(batch)
             if progress is not None:
                 progress(n)
-        with self._lock, self._tx():  # one merged FTS segment answers faster than many
-            self._db.execute("INSERT INTO docs (docs) VALUES ('optimize')")
+        with self._lock:
+            with self._tx():  # one merged FTS segment answers faster than many
+                self._db.execute("INSERT INTO docs (docs) VALUES ('optimize')")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return n
 
     # -- reads ----------------------------------------------------------------------

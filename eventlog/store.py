@@ -326,7 +326,8 @@ class Store(Watching):
 
     def delete(self, session_id: str) -> None:
         """Delete a session, crash-atomically: the rename of its journal into the trash
-        is the commit point; snapshot and trash copy are removed after it."""
+        is the commit point; snapshot and torn tail are removed before it (so a crash
+        never leaves a deleted session's JSON behind), the trash copy after it."""
         path = self.path_of(session_id)
         with self.compact_lock:
             with self._mu:
@@ -339,6 +340,11 @@ class Store(Watching):
                 fcntl.flock(lock_fd, fcntl.LOCK_EX)  # no other process is mid-append
                 if j is not None:
                     j.deleted = True
+                # Derived files go first: a crash after the commit point must not leave
+                # the deleted session's canonical JSON behind (other tools read it).
+                for derived in (snapshot_path(path), path + ".torn"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(derived)
                 try:
                     os.rename(path, trash)
                 except FileNotFoundError:
@@ -403,7 +409,7 @@ class Store(Watching):
         with self._mu:
             open_journals = len(self._journals)
         return {
-            "sessions": len(self.index.stored()),
+            "sessions": self.index.query(ListRequest(limit=1, archived=None)).total_sessions,
             "open_journals": open_journals,
             "fsync": self.fsync,
             "data_dir": self.layout.root,
