@@ -127,7 +127,10 @@ class Journal:
         session_id: str,
         policy: FsyncPolicy = "always",
         on_durable: Callable[[str, list[Event], Summary | None], None] | None = None,
+        resume_after: int | None = None,
     ) -> None:
+        """``resume_after``: when this replaces a journal object whose write or fsync
+        failed, the last seq that one published (see below)."""
         self.path = path
         self.session_id = session_id
         self.policy = policy
@@ -153,13 +156,36 @@ class Journal:
         try:
             self.ino = os.fstat(self.fd).st_ino
             with self._flocked():
-                self._catch_up(repair=True)
-            # History is not news: nothing read at open is published or re-indexed.
+                read = self._catch_up(repair=True)
+            if policy == "always":
+                self._sync_on_open()
+            # History is not news: nothing read at open is published or re-indexed,
+            # except what a failed predecessor wrote but never published (its fsync
+            # failed after the write): those lines are in the file, now fsynced, so
+            # they go out first, in order, with the next publish (no gap for
+            # subscribers; a duplicate is dropped by them, a gap could not be filled).
+            missed = [] if resume_after is None else [e for e in read if e.seq > resume_after]
             self._sync = _Sync(written=self.offset, durable=self.offset)
-            self.unindexed = []
+            if missed:
+                self._sync.pending.append((self.offset, missed, self._row(missed)))
+            self.unindexed = list(missed)  # a copy: _apply extends it
+            self.published_seq = missed[0].seq - 1 if missed else self.last_seq
         except BaseException:
             os.close(self.fd)
             raise
+
+    def _sync_on_open(self) -> None:
+        """fsync what is already in the file before answering for it.
+
+        Lines left by a process killed before its fsync, or by an fsync that failed,
+        are readable but maybe not on disk; a retry of one of them is answered as a
+        duplicate (a success), so it must be durable first, or the retry refused.
+        """
+        try:
+            faults.reach("journal.fsync")
+            fdatasync(self.fd)
+        except OSError as e:
+            raise self._fsync_failed(e) from e
 
     # -- state ------------------------------------------------------------------
 
@@ -226,6 +252,9 @@ class Journal:
             self._apply(found.events, found.end)
             row = self._row(found.events)
             with self._cond:
+                # the file holds these lines now: an fsync from here on covers them
+                # (without this, _commit after a refresh waits for a target it never sets)
+                self._sync.written = max(self._sync.written, found.end)
                 self._sync.pending.append((found.end, found.events, row))
         else:
             self.offset = found.end
@@ -361,10 +390,12 @@ class Journal:
                 return
             self._publish.acquire()  # taken before releasing cond: keeps batches in order
         try:
+            events = [e for _, evs, _ in batch for e in evs]
             if self._on_durable is not None:
-                events = [e for _, evs, _ in batch for e in evs]
                 rows = [r for _, _, r in batch if r is not None]
                 self._on_durable(self.session_id, events, rows[-1] if rows else None)
+            if events:
+                self.published_seq = max(self.published_seq, events[-1].seq)
         finally:
             self._publish.release()
 

@@ -10,6 +10,8 @@ from .journal import fsync_dir
 from .requests import check_session_id
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# temp files of snapshot writes (snapshot.py) and imports (export.py): {name}-{pid}-{hex}
+_TEMP_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(?:json\.tmp|jsonl\.import)-(\d+)-[0-9a-f]{8}$")
 
 
 class Layout:
@@ -83,6 +85,28 @@ class Layout:
             raise ValueError(f"{rel!r} is outside the sessions folder")
         return p
 
+    def sweep_temp(self) -> int:
+        """Remove temp files left by a snapshot write or an import whose process died
+        (killed mid-write); they are never read, only take space. A live process's
+        temp files (its pid still runs) are left alone."""
+        n = 0
+        for date in self.date_dirs():
+            d = os.path.join(self.sessions, date)
+            try:
+                names = os.listdir(d)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                m = _TEMP_RE.match(name)
+                if m is None or _alive(int(m.group(1))):
+                    continue
+                try:
+                    os.unlink(os.path.join(d, name))
+                    n += 1
+                except FileNotFoundError:
+                    pass
+        return n
+
     def empty_trash(self) -> int:
         """Remove leftovers of deletes that crashed after their commit point."""
         n = 0
@@ -93,3 +117,15 @@ class Layout:
             except FileNotFoundError:
                 pass
         return n
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

@@ -77,7 +77,11 @@ PREVIEW_CHARS = 100
 
 def summarize(session: Session) -> Summary:
     """The list row of a session: counts, first user message as preview, type."""
-    preview = next((m.content for m in session.messages if m.role == "user"), "")
+    preview = ""
+    # without a user message (the stats say so) do not scan: this runs on every
+    # append, and an assistant-only session would make each append O(messages)
+    if session.stats.user_messages:
+        preview = next((m.content for m in session.messages if m.role == "user"), "")
     kind = session.metadata.get("type", "chat")
     return Summary(
         session_id=session.session_id,

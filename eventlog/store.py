@@ -87,6 +87,7 @@ class Store(Watching):
         self.compact_lock = threading.Lock()
         self._closed = threading.Event()
         self.layout.empty_trash()
+        self.layout.sweep_temp()
         if reconcile:
             self.reconcile()
         self._thread: threading.Thread | None = None
@@ -128,8 +129,11 @@ class Store(Watching):
             if j is not None and not (j.poisoned or j.deleted):
                 self._journals.move_to_end(session_id)
                 return j
+        # after a failed write/fsync, the new journal publishes what the old one wrote
+        # but never published (subscribers must not see a gap)
+        resume = j.published_seq if j is not None and j.poisoned and not j.deleted else None
         path = self.path_of(session_id)
-        fresh = Journal(path, session_id, self.fsync, self._on_durable)
+        fresh = Journal(path, session_id, self.fsync, self._on_durable, resume_after=resume)
         with self._mu:
             old = self._journals.pop(session_id, None)
             if old is not None and not (old.poisoned or old.deleted):

@@ -83,11 +83,14 @@ class Watching:
 
     def external_change(self, session_id: str) -> None:
         """A journal was created, appended to or removed by someone else."""
+        # "Known" is this process's view (``_paths``, filled by reconcile/start/path_of),
+        # not the index: the index file is shared, and the other process's Store has
+        # already added/removed its row, which would hide the change from us.
+        with self._mu:
+            known = session_id in self._paths or session_id in self._journals
         try:
             path = self.path_of(session_id)
         except SessionNotFound:
-            with self._mu:
-                known = session_id in self._journals
             if known or self.index.journal_of(session_id) is not None:
                 self.forget(session_id)
             return
@@ -96,7 +99,7 @@ class Watching:
         if is_open:
             self.refresh(session_id)
             return
-        if self.index.journal_of(session_id) is None:  # new to us: a session.started
+        if not known:  # new to us: a session.started
             session, offset, _ = load_cold(path, session_id)
             self.index.apply([(session, [], self.layout.relative(path), offset)])
             self.hub.emit(Lifecycle("session.started", session_id, summarize(session)))

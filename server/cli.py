@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 
 from eventlog.errors import EventLogError
 
+from .demo import add_demo_arguments, demo_command
+
 DEFAULT_DATA = os.environ.get("SESSIONLOG_DATA", "memory")
 
 
@@ -71,8 +73,10 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
         n = reindex(store, _progress("indexed", total))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nindexed {n} session(s) in {time.monotonic() - t:.2f} s, peak RSS {rss:.0f} MB",
-          file=sys.stderr)
+    print(
+        f"\nindexed {n} session(s) in {time.monotonic() - t:.2f} s, peak RSS {rss:.0f} MB",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -136,7 +140,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
         store.subscribe(lambda n: q.put(n) if isinstance(n, Published) else None)
         store.watch(args.session_id)
         last = 0
-        for ev in store.events(args.session_id, 0)[-args.lines:] if args.lines else []:
+        for ev in store.events(args.session_id, 0)[-args.lines :] if args.lines else []:
             print(encoder.encode(ev).decode() if args.json else _describe(ev), flush=True)
             last = ev.seq
         last = max(last, store.head(args.session_id))
@@ -147,7 +151,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 assert isinstance(n, Published)
                 for ev in n.events:
                     if ev.seq > last:
-                        print(encoder.encode(ev).decode() if args.json else _describe(ev), flush=True)
+                        print(
+                            encoder.encode(ev).decode() if args.json else _describe(ev), flush=True
+                        )
                         last = ev.seq
             if not os.path.exists(path):
                 print("session deleted", file=sys.stderr)
@@ -160,20 +166,20 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sessionlog", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="sessionlog",
+        description="A crash-safe, event-sourced store for chat and voice conversations.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def data_arg(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--data", default=DEFAULT_DATA, help="data directory (default: memory)")
 
-    try:
-        from .serve import add_serve_arguments, serve_command
+    from .serve import add_serve_arguments, serve_command
 
-        sp = sub.add_parser("serve", help="run the HTTP + WebSocket server")
-        add_serve_arguments(sp)
-        sp.set_defaults(func=serve_command)
-    except ImportError:  # pragma: no cover - only while the server is being built
-        pass
+    sp = sub.add_parser("serve", help="run the HTTP + WebSocket server and web page")
+    add_serve_arguments(sp)
+    sp.set_defaults(func=serve_command)
 
     sp = sub.add_parser("compact", help="write snapshots for every journal that is ahead")
     data_arg(sp)
@@ -188,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_arg(sp)
     sp.add_argument("session_ids", nargs="*", metavar="SESSION")
     sp.add_argument("--all", action="store_true", help="every session")
-    sp.add_argument("--format", default="events", choices=["openai", "sharegpt", "events", "markdown"])
+    sp.add_argument(
+        "--format", default="events", choices=["openai", "sharegpt", "events", "markdown"]
+    )
     sp.add_argument("-o", "--output", help="file to write (default: standard output)")
     sp.set_defaults(func=cmd_export)
     sp = sub.add_parser("import", help="import an events export (a full backup)")
@@ -201,14 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-n", "--lines", type=int, default=20, help="earlier events to show first")
     sp.add_argument("--json", action="store_true", help="print raw event JSON lines")
     sp.set_defaults(func=cmd_tail)
-    try:
-        from .demo import add_demo_arguments, demo_command
-
-        sp = sub.add_parser("demo", help="stream a demo into a running server")
-        add_demo_arguments(sp)
-        sp.set_defaults(func=demo_command)
-    except ImportError:  # pragma: no cover - optional until the demo exists
-        pass
+    sp = sub.add_parser("demo", help="stream a voice transcript into a running server")
+    add_demo_arguments(sp)
+    sp.set_defaults(func=demo_command)
     return p
 
 

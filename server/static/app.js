@@ -31,6 +31,20 @@ function readToken() {
   }
 }
 
+// A session named in the URL (/#session=<id>, the link `sessionlog demo` prints) is the
+// one to open; the fragment is then dropped so a later reload reopens the last session.
+function takeSessionFromHash() {
+  const params = new URLSearchParams(window.location.hash.slice(1));
+  const id = params.get('session');
+  if (!id) return null;
+  params.delete('session');
+  const rest = params.toString();
+  window.history.replaceState(null, '', window.location.pathname + window.location.search
+    + (rest ? `#${rest}` : ''));
+  return id;
+}
+
+const sessionFromHash = takeSessionFromHash();
 manager.token = readToken() || null;
 
 function askForToken() {
@@ -291,6 +305,8 @@ function waitOnline() {
 
 /** Reopen this browser's last session, else start one; survive a server that is away. */
 async function start() {
+  // resumeOrStart opens it (or a new session if it does not exist).
+  if (sessionFromHash) manager._rememberLast(sessionFromHash);
   manager.connect();
   for (;;) {
     try {

@@ -1,0 +1,106 @@
+"""``sessionlog serve``: run the server until SIGINT/SIGTERM, then shut down gracefully
+(WebSockets get 1001, in-flight requests finish, the backend compacts one last time)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+from .app import make_app
+from .config import Config
+
+log = logging.getLogger("sessionlog.server")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    parser.add_argument("--port", type=int, default=5174, help="port (default 5174; 0 = any)")
+    parser.add_argument("--data", default="memory", help="data directory (default ./memory)")
+    parser.add_argument(
+        "--fsync",
+        choices=("always", "interval", "never"),
+        default="always",
+        help="when appends reach the disk (default always: before the ack)",
+    )
+    parser.add_argument(
+        "--compact-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between compactions into session JSON (default 5)",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="require this bearer token on every API call (default: $SESSIONLOG_TOKEN, else none)",
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="ORIGIN",
+        help="extra browser origins allowed to use the API, e.g. "
+        "http://localhost:3000 (repeatable)",
+    )
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    token = args.token if args.token is not None else os.environ.get("SESSIONLOG_TOKEN")
+    return Config(
+        host=args.host,
+        port=args.port,
+        data=args.data,
+        fsync=args.fsync,
+        compact_interval=args.compact_interval,
+        token=token or None,
+        allow_origins=tuple(args.allow_origin),
+    )
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # one line per change is noise
+    return asyncio.run(serve(config_from(args)))
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+
+async def serve(config: Config) -> int:
+    runner = web.AppRunner(make_app(config), access_log=None, shutdown_timeout=10)
+    await runner.setup()  # opens the backend
+    site = web.TCPSite(runner, config.host, config.port)
+    try:
+        await site.start()
+    except OSError as e:
+        print(
+            f"sessionlog: cannot listen on {config.host}:{config.port}: {e.strerror}",
+            file=sys.stderr,
+        )
+        await runner.cleanup()
+        return 1
+    port = runner.addresses[0][1]
+    token_note = " (token required)" if config.token else ""
+    print(
+        f"sessionlog serving {_url(config.host, port)} with data in "
+        f"{os.path.abspath(config.data)}{token_note}",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()  # stop accepting, 1001 to sockets, finish requests, compact
+    return 0

@@ -1,0 +1,91 @@
+"""Notice journals that other processes change (a CLI, a voice capture process writing
+through ``eventlog`` directly) and let the backend publish what they wrote (SPEC §3).
+
+The backend does the real work in ``refresh``: new lines of a watched session become
+events for its subscribers, a new journal becomes ``session.started``, a vanished one
+``session.deleted``. This task only maps file changes to session ids, quickly: events
+must reach subscribers within half a second, so the debounce is short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from watchfiles import Change, awatch
+
+from eventlog.requests import SESSION_ID_PATTERN
+
+from .state import BACKEND, CONFIG
+
+log = logging.getLogger("sessionlog.server")
+_SID = re.compile(SESSION_ID_PATTERN)
+
+DEBOUNCE_MS = 50  # how long a burst of changes is gathered before it is handled
+STEP_MS = 20  # how often the watcher thread checks for changes and for stop
+
+
+def journal_filter(change: Change, path: str) -> bool:
+    """Only journals matter; snapshots (.json), temp and .torn files are ours or derived."""
+    return path.endswith(".jsonl")
+
+
+def session_of(path: str) -> str | None:
+    """The session id a journal path names, or None for anything else."""
+    name = os.path.basename(path)[: -len(".jsonl")]
+    return name if _SID.match(name) else None
+
+
+async def watch_journals(app: web.Application, folder: str, stop: asyncio.Event) -> None:
+    backend = app[BACKEND]
+    refresh = getattr(backend, "refresh", None)
+    if refresh is None:
+        return  # a backend that is not file-based publishes other writers' events itself
+    async for changes in awatch(
+        folder,
+        watch_filter=journal_filter,
+        debounce=DEBOUNCE_MS,
+        step=STEP_MS,
+        stop_event=stop,
+        recursive=True,
+        ignore_permission_denied=True,
+    ):
+        sids = {sid for _, path in changes if (sid := session_of(path)) is not None}
+        results = await asyncio.gather(*(refresh(sid) for sid in sids), return_exceptions=True)
+        for sid, result in zip(sids, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning("could not pick up changes to session %s: %s", sid, result)
+
+
+async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the watcher runs for the app's lifetime."""
+    config = app[CONFIG]
+    folder = os.path.join(os.path.abspath(config.data), "sessions")
+    if not config.watch or not os.path.isdir(folder):
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(_supervise(app, folder, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(task, 2)
+
+
+async def _supervise(app: web.Application, folder: str, stop: asyncio.Event) -> None:
+    """Keep watching even if the watcher fails (e.g. the folder was briefly unavailable)."""
+    while not stop.is_set():
+        try:
+            await watch_journals(app, folder, stop)
+            return
+        except Exception:
+            log.exception("file watcher failed; restarting it in 1 s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1)
