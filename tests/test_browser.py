@@ -660,3 +660,31 @@ def test_keyboard_tab_reaches_the_composer_and_enter_sends(server: Server, pages
     expect(composer).to_have_value("")
     expect(composer).to_be_focused()
     assert [(r["role"], r["text"]) for r in message_rows(page)] == [("user", f"first line\n{text}")]
+
+
+# -- list totals ------------------------------------------------------------------------------
+
+
+def test_list_totals_follow_live_changes(server: Server, pages: Pages) -> None:
+    """Regression: the totals line above the list ("N sessions · … · M messages") was
+    counted in the page and missed the open session and every new message; it must show
+    the server's own aggregates after live changes, without a reload."""
+    page = pages.open(server)
+    page.get_by_test_id("new-session").click()
+    send(page, unique("totals"))
+    send(page, unique("totals"))
+    expect(message_with_text(page, "totals").last).to_have_attribute("data-status", "complete")
+
+    def figures() -> str:
+        t = server.call("list", limit=1)
+        return f"{t['total_sessions']} session" + ("" if t["total_sessions"] == 1 else "s")
+
+    def shown() -> bool:
+        text: str = page.locator("#browser-stats").inner_text()
+        t = server.call("list", limit=1)
+        m = t["total_messages"]
+        return text.startswith(figures()) and text.endswith(
+            f"{m} message" + ("" if m == 1 else "s")
+        )
+
+    wait_until(shown, timeout=5, what="the totals line to match the server's aggregates")

@@ -179,10 +179,31 @@ export class SessionBrowser {
         this.items.set(id, s);
         this.order.push(id);
         this.reposition(id);
-        if (this.totals && ev.type === 'session.started') this.totals.total_sessions += 1;
       }
     }
+    this.refreshTotals();
     this.schedule();
+  }
+
+  /** The totals line is the server's aggregate over the current filters; after live
+   *  changes ask for it again (one cheap limit-1 list call, at most every 500 ms)
+   *  rather than guess it here, where a row may or may not have been counted. */
+  refreshTotals() {
+    if (this.totalsTimer) return;
+    this.totalsTimer = setTimeout(async () => {
+      this.totalsTimer = null;
+      const token = this.token;
+      try {
+        const data = await this.manager.listSessions(1, 0, this.filters());
+        if (token !== this.token || !this.totals) return;
+        for (const k of ['total_sessions', 'sessions_today', 'sessions_this_week', 'total_messages']) {
+          this.totals[k] = data[k];
+        }
+        this.schedule();
+      } catch {
+        // offline: the totals catch up with the next list event or reload
+      }
+    }, 500);
   }
 
   reposition(id) {
@@ -198,7 +219,7 @@ export class SessionBrowser {
   remove(id) {
     if (!this.items.delete(id)) return;
     this.order = this.order.filter((x) => x !== id);
-    if (this.totals) this.totals.total_sessions = Math.max(0, this.totals.total_sessions - 1);
+    this.refreshTotals();
     this.schedule();
   }
 
