@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
+import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -84,7 +86,7 @@ class FileBackend:
         threads: int = 64,
         store: Store | None = None,
     ) -> None:
-        self.store = store or Store(root, fsync=fsync)
+        self.store = store or Store(root, fsync=fsync, reconcile="background")
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="eventlog")
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -160,13 +162,34 @@ class FileBackend:
         return await self._run(self.store.health)
 
     def subscribe(self, listener: Callable[[Notice], None]) -> Callable[[], None]:
-        """``listener`` runs on the event loop of the caller, in publication order."""
+        """``listener`` runs on the event loop of the caller, in publication order.
+
+        Notices from the store's threads queue up and are handed over in one loop
+        wake-up per batch (an append yields two notices; under load, many more).
+        """
         loop = asyncio.get_running_loop()
+        pending: deque[Notice] = deque()
+        lock = threading.Lock()
+        scheduled = False
+
+        def drain() -> None:
+            nonlocal scheduled
+            with lock:
+                batch = list(pending)
+                pending.clear()
+                scheduled = False
+            for notice in batch:
+                listener(notice)
 
         def hop(notice: Notice) -> None:
-            # call_soon_threadsafe is FIFO, so per-session seq order is kept.
+            nonlocal scheduled
+            with lock:  # the queue keeps publication order; one wake-up drains it all
+                pending.append(notice)
+                if scheduled:
+                    return
+                scheduled = True
             if not loop.is_closed():
-                loop.call_soon_threadsafe(listener, notice)
+                loop.call_soon_threadsafe(drain)
 
         return self.store.subscribe(hop)
 

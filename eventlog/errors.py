@@ -80,6 +80,14 @@ class JournalCorrupt(EventLogError):
 
 
 class StorageError(EventLogError):
-    """A write or fsync failed; nothing was acknowledged and nothing will be retried."""
+    """A write or fsync failed; nothing was acknowledged and nothing will be retried.
+
+    ``errno`` is the OS error behind it when there was one (ENOSPC, EIO…), so callers
+    can tell a full disk from a broken one without parsing the message.
+    """
 
     code = "storage_error"
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno

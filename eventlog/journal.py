@@ -326,7 +326,8 @@ class Journal:
                 self.poisoned = True
             raise StorageError(
                 f"writing to {self.path} failed ({os.strerror(e.errno or errno.EIO)}); "
-                "the append was not saved: free disk space or fix the disk, then retry"
+                "the append was not saved: free disk space or fix the disk, then retry",
+                e.errno,
             ) from e
 
     def _commit(self, end: int) -> None:
@@ -373,7 +374,8 @@ class Journal:
         return StorageError(
             f"fsync of {self.path} failed ({os.strerror(err.errno or errno.EIO)}); "
             "appends since the last successful fsync were not acknowledged: "
-            "check the disk, then retry (retries with the same id are deduplicated)"
+            "check the disk, then retry (retries with the same id are deduplicated)",
+            err.errno,
         )
 
     def _publish_upto(self, durable: int | None) -> None:
@@ -476,7 +478,8 @@ def create(path: str, first: Event) -> None:
             os.unlink(path)
             raise StorageError(
                 f"creating {path} failed ({os.strerror(e.errno or errno.EIO)}): "
-                "free disk space or fix the disk, then retry"
+                "free disk space or fix the disk, then retry",
+                e.errno,
             ) from e
     finally:
         os.close(fd)

@@ -48,7 +48,9 @@ def reconcile(store: Store, progress: Progress = None) -> int:
     stale: list[tuple[str, str]] = []
     for sid, path, size in store.layout.journals():
         seen.add(sid)
-        if stored.get(sid, (0, -1))[1] != size:
+        # an open journal's row is kept current by the store; a reconcile running in the
+        # background must not overwrite it with what it read a moment earlier
+        if stored.get(sid, (0, -1))[1] != size and not store.is_open(sid):
             stale.append((sid, path))
     for sid in stored.keys() - seen:
         store.index.remove(sid)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import builtins
 import contextlib
 import fcntl
+import logging
 import os
 import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from . import compactor, export, faults, maintenance, ops
 from .errors import EventLogError, InvalidRequest, SessionNotFound
@@ -41,10 +42,11 @@ from .requests import (
     check,
     check_session_id,
 )
-from .snapshot import load_cold, snapshot_path
+from .snapshot import load_cold, snapshot_path, write_snapshot
 from .watching import Watching
 
 R = TypeVar("R")
+log = logging.getLogger("eventlog")
 
 
 class LoadResult:
@@ -68,8 +70,11 @@ class Store(Watching):
         fsync: FsyncPolicy = "always",
         max_open: int = 512,
         background: bool = True,
-        reconcile: bool = True,
+        reconcile: bool | Literal["background"] = True,
     ) -> None:
+        """``reconcile`` re-indexes journals changed while no indexer ran: at once
+        (True), not at all (False), or on the background thread ("background"), so a
+        server answers at once; ``reconciled`` is set when it is done."""
         if fsync not in ("always", "interval", "never"):
             raise InvalidRequest(f"invalid fsync: expected always|interval|never, got {fsync!r}")
         self.layout = Layout(root)
@@ -88,8 +93,12 @@ class Store(Watching):
         self._closed = threading.Event()
         self.layout.empty_trash()
         self.layout.sweep_temp()
-        if reconcile:
+        self.reconciled = threading.Event()
+        self._reconcile_later = reconcile == "background" and background
+        if reconcile and not self._reconcile_later:
             self.reconcile()
+        if not self._reconcile_later:
+            self.reconciled.set()
         self._thread: threading.Thread | None = None
         if background:
             self._thread = threading.Thread(target=self._background, name="eventlog", daemon=True)
@@ -198,6 +207,9 @@ class Store(Watching):
         else:
             raise EventLogError("could not find a free session id after 100 tries")
         session = fold(sid, [first])
+        # the canonical JSON exists from the start (the compactor only sees journals
+        # with new events, and a session may never get one)
+        write_snapshot(path, session, len_of(path))
         with self._mu:
             self._paths[sid] = path
         self.index.apply([(session, [first], self.layout.relative(path), len_of(path))])
@@ -409,6 +421,11 @@ class Store(Watching):
         """Re-index sessions whose journal changed while nobody indexed it; drop gone ones."""
         return maintenance.reconcile(self, progress)
 
+    def is_open(self, session_id: str) -> bool:
+        """Is the journal open here (so the index follows it on every append)?"""
+        with self._mu:
+            return session_id in self._journals
+
     def health(self) -> dict[str, Any]:
         with self._mu:
             open_journals = len(self._journals)
@@ -416,10 +433,18 @@ class Store(Watching):
             "sessions": self.index.query(ListRequest(limit=1, archived=None)).total_sessions,
             "open_journals": open_journals,
             "fsync": self.fsync,
+            "index_reconciled": self.reconciled.is_set(),
             "data_dir": self.layout.root,
         }
 
     def _background(self) -> None:
+        if self._reconcile_later:
+            try:
+                self.reconcile()
+            except Exception:
+                log.exception("reconciling the index with the journals failed")
+            finally:
+                self.reconciled.set()
         tick = 0
         while not self._closed.wait(0.2):
             tick += 1
@@ -431,8 +456,8 @@ class Store(Watching):
                     for j in js:
                         if not (j.deleted or j.poisoned):
                             j.sync()
-            except Exception:
-                continue
+            except Exception:  # a hiccup must not kill the thread; say what it was
+                log.exception("background index flush / interval fsync failed")
 
     def close(self) -> None:
         """Stop background work, compact once more, close files."""
