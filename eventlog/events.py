@@ -6,8 +6,9 @@ A journal line is ``{"type": T, "seq": N, "id": I, "ts": TS, "data": {...}}``; t
 
 from __future__ import annotations
 
+import itertools
 import os
-from datetime import UTC, datetime
+import time
 from typing import Any, Literal
 
 import msgspec
@@ -17,26 +18,49 @@ Status = Literal["complete", "partial"]
 DeltaMode = Literal["append", "replace"]
 
 
+_second: tuple[int, str] = (0, "")
+
+
 def now_iso() -> str:
     """Current UTC time as ISO 8601 with milliseconds and ``Z`` (the seed's format)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    global _second
+    t = time.time()
+    sec = int(t)
+    cached = _second  # one tuple read: threads may replace it concurrently
+    if cached[0] != sec:  # formatting costs more than the rest of an append's bookkeeping
+        cached = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+    return f"{cached[1]}.{int((t - sec) * 1000):03d}Z"
+
+
+_id_prefix = os.urandom(8).hex()
+_id_counter = itertools.count()
+
+
+def _new_prefix() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = os.urandom(8).hex(), itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_prefix)
 
 
 def new_event_id() -> str:
-    """A fresh, unique event id (128 random bits, hex)."""
-    return os.urandom(16).hex()
+    """A fresh, unique id: 64 random bits per process + a counter (32 hex characters).
+
+    Unique is all an event or message id needs to be; a syscall per id is not."""
+    return f"{_id_prefix}{next(_id_counter):016x}"
 
 
 # -- event payloads ---------------------------------------------------------------
 
 
-class SessionStartedData(msgspec.Struct, frozen=True):
+class SessionStartedData(msgspec.Struct, frozen=True, gc=False):
     user_name: str
     metadata: dict[str, Any]
     title: str = ""
 
 
-class MessageAppendedData(msgspec.Struct, frozen=True):
+class MessageAppendedData(msgspec.Struct, frozen=True, gc=False):
     message_id: str
     role: Role
     content: str
@@ -45,24 +69,24 @@ class MessageAppendedData(msgspec.Struct, frozen=True):
     status: Status = "complete"
 
 
-class MessageDeltaData(msgspec.Struct, frozen=True):
+class MessageDeltaData(msgspec.Struct, frozen=True, gc=False):
     message_id: str
     content: str
     mode: DeltaMode = "append"
 
 
-class MessageCompletedData(msgspec.Struct, frozen=True, omit_defaults=True):
+class MessageCompletedData(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     message_id: str
     content: str | None = None
 
 
-class MessageEditedData(msgspec.Struct, frozen=True, omit_defaults=True):
+class MessageEditedData(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     message_id: str
     content: str
     metadata: dict[str, Any] | None = None
 
 
-class SessionUpdatedData(msgspec.Struct, frozen=True, omit_defaults=True):
+class SessionUpdatedData(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     title: str | None = None
     tags: list[str] | None = None
     pinned: bool | None = None
@@ -70,7 +94,7 @@ class SessionUpdatedData(msgspec.Struct, frozen=True, omit_defaults=True):
     metadata: dict[str, Any] | None = None
 
 
-class ErrorRecordedData(msgspec.Struct, frozen=True, omit_defaults=True):
+class ErrorRecordedData(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     message: str
     details: Any = None
 
@@ -78,7 +102,7 @@ class ErrorRecordedData(msgspec.Struct, frozen=True, omit_defaults=True):
 # -- events -----------------------------------------------------------------------
 
 
-class _Event(msgspec.Struct, frozen=True, tag_field="type"):
+class _Event(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
     seq: int
     id: str
     ts: str

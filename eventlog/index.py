@@ -25,11 +25,11 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from itertools import groupby
 from typing import Any
 
 import msgspec
 
+from .errors import InvalidRequest
 from .events import Event, MessageAppended, MessageCompleted, MessageDelta, MessageEdited
 from .model import Message, Session, Summary, summarize
 from .requests import ListRequest
@@ -150,7 +150,14 @@ def _iso(dt: datetime) -> str:
 def _until_bound(until: str | None) -> tuple[str, str | None]:
     """(operator, value) for ``started_at`` so a bare date includes that whole day."""
     if until is not None and len(until) == 10:
-        day = datetime.strptime(until, "%Y-%m-%d") + timedelta(days=1)
+        try:
+            day = datetime.strptime(until, "%Y-%m-%d") + timedelta(days=1)
+        except OverflowError:  # 9999-12-31: no next day, and nothing starts after it
+            return "<=", until + "T99"
+        except ValueError:  # the pattern lets 2026-13-45 through
+            raise InvalidRequest(
+                f"invalid until: {until!r} is not a date (expected YYYY-MM-DD)", "until"
+            ) from None
         return "<", day.strftime("%Y-%m-%d")
     return "<=", until
 
@@ -221,7 +228,8 @@ class Index:
         """Upsert the row and tags; append the full-text changes to ``ops``."""
         db = self._db
         old = db.execute(
-            "SELECT seq, title, tags FROM sessions WHERE session_id = ?", (session.session_id,)
+            "SELECT seq, title, tags, message_count FROM sessions WHERE session_id = ?",
+            (session.session_id,),
         ).fetchone()
         if old is not None and (
             (events and session.seq < old[0]) or (rebuilding and session.seq <= old[0])
@@ -269,7 +277,8 @@ class Index:
         }
         for pos, m in _locate(session.messages, touched):
             if m.status == "complete":  # a streaming message is indexed once it completes
-                ops.append((_DEL, (base + pos + 1, base + pos + 1)))
+                if pos < old[3]:  # positions past the old row's messages were never indexed
+                    ops.append((_DEL, (base + pos + 1, base + pos + 1)))
                 if m.content:
                     ops.append((_INS, (base + pos + 1, "", m.content)))
 
@@ -277,12 +286,16 @@ class Index:
         # Runs after every other write of the transaction: FTS5 flushes its in-memory
         # pending terms to a new segment whenever another statement opens a savepoint
         # (any write with triggers does), which made interleaved writes ~8x slower.
-        for kind, group in groupby(ops, key=lambda op: op[0]):
+        # All deletes, then all inserts in rowid order (about 3x cheaper than
+        # alternating); the last insert of a rowid wins, as it would in sequence.
+        dels = [args for kind, args in ops if kind == _DEL]
+        ins = {args[0]: args for kind, args in ops if kind == _INS}
+        if dels:
+            self._db.executemany("DELETE FROM docs WHERE rowid BETWEEN ? AND ?", dels)
+        if ins:
             self._db.executemany(
-                "DELETE FROM docs WHERE rowid BETWEEN ? AND ?"
-                if kind == _DEL
-                else "INSERT INTO docs (rowid, title, body) VALUES (?, ?, ?)",
-                (args for _, args in group),
+                "INSERT INTO docs (rowid, title, body) VALUES (?, ?, ?)",
+                (ins[k] for k in sorted(ins)),
             )
 
     def remove(self, session_id: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 
-class Message(msgspec.Struct, frozen=True):
+class Message(msgspec.Struct, frozen=True, gc=False):
     role: str
     content: str
     timestamp: str
