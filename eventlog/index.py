@@ -241,7 +241,10 @@ class Index:
         full = (
             old is None
             or rebuilding
-            or (not events and old[0] != session.seq)
+            # a reconcile (no events) re-reads the journal, which may differ at the same
+            # seq (a corrupt line dropped): reindex it all, so the docs only ever cover
+            # positions below message_count (incremental writes rely on that)
+            or not events
             or (events and (events[0].seq > old[0] + 1 or events[-1].seq != session.seq))
         )
         summary = summarize(session)

@@ -804,3 +804,20 @@ def test_list_result_round_trips_as_json(idx: Index) -> None:
     put(idx, j)
     out = msgspec.json.decode(msgspec.json.encode(q(idx)))
     assert out["sessions"][0]["tags"] == ["a"] and out["total_sessions"] == 1
+
+
+def test_reconcile_at_the_same_seq_with_a_line_lost_then_appending_works(idx: Index) -> None:
+    """Regression: a reconcile (apply with no events) of a journal that lost a corrupt
+    middle line keeps its seq but has one message fewer; it used to update only the row,
+    leaving docs past message_count, and the next incremental append hit a rowid clash."""
+    j = J("lost")
+    for i in range(4):
+        j.msg(f"word{i}")
+    put(idx, j)
+    shorter = fold("lost", j.events[:2] + j.events[3:])  # message 2 (seq 3) unreadable
+    idx.apply([(shorter, [], "sessions/x/lost.jsonl", 1)])
+    assert ids(q(idx, query="word1")) == [] and ids(q(idx, query="word3")) == ["lost"]
+    ev = MessageAppended(seq=6, id="late", ts=iso(NOW), data=MessageAppendedData(
+        "m-late", "user", "fresh", iso(NOW), {}))
+    idx.apply([(fold("lost", [ev], shorter), [ev], "sessions/x/lost.jsonl", 2)])
+    assert ids(q(idx, query="fresh")) == ["lost"] and ids(q(idx, query="word3")) == ["lost"]
