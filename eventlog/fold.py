@@ -104,7 +104,9 @@ class Folder:
                     return  # the engine never writes this; a foreign tool might
                 self._pos[ap.message_id] = len(self._messages)
                 self._messages.append(
-                    Message(ap.role, ap.content, ap.timestamp, ap.metadata, ap.message_id, ap.status)
+                    Message(
+                        ap.role, ap.content, ap.timestamp, ap.metadata, ap.message_id, ap.status
+                    )
                 )
                 st = self._stats
                 st.total_messages += 1
@@ -113,17 +115,30 @@ class Folder:
                 elif ap.role == "assistant":
                     st.assistant_messages += 1
             case MessageDelta(data=dl):
-                self._replace(dl.message_id, lambda m: msgspec.structs.replace(
-                    m, content=dl.content if dl.mode == "replace" else m.content + dl.content
-                ))
+                self._replace(
+                    dl.message_id,
+                    lambda m: msgspec.structs.replace(
+                        m, content=dl.content if dl.mode == "replace" else m.content + dl.content
+                    ),
+                )
             case MessageCompleted(data=cp):
-                self._replace(cp.message_id, lambda m: msgspec.structs.replace(
-                    m, status="complete", content=m.content if cp.content is None else cp.content
-                ))
+                self._replace(
+                    cp.message_id,
+                    lambda m: msgspec.structs.replace(
+                        m,
+                        status="complete",
+                        content=m.content if cp.content is None else cp.content,
+                    ),
+                )
             case MessageEdited(data=ed):
-                self._replace(ed.message_id, lambda m: msgspec.structs.replace(
-                    m, content=ed.content, metadata=m.metadata if ed.metadata is None else ed.metadata
-                ))
+                self._replace(
+                    ed.message_id,
+                    lambda m: msgspec.structs.replace(
+                        m,
+                        content=ed.content,
+                        metadata=m.metadata if ed.metadata is None else ed.metadata,
+                    ),
+                )
             case SessionUpdated(data=up):
                 if up.title is not None:
                     s.title = up.title

@@ -10,8 +10,11 @@ from .journal import fsync_dir
 from .requests import check_session_id
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-# temp files of snapshot writes (snapshot.py) and imports (export.py): {name}-{pid}-{hex}
-_TEMP_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(?:json\.tmp|jsonl\.import)-(\d+)-[0-9a-f]{8}$")
+# temp files of snapshot writes (snapshot.py), imports (export.py) and new journals
+# (journal.create): {name}-{pid}-{hex}
+_TEMP_RE = re.compile(
+    r"^[A-Za-z0-9_-]{1,64}\.(?:json\.tmp|jsonl\.import|jsonl\.new)-(\d+)-[0-9a-f]{8}$"
+)
 
 
 class Layout:

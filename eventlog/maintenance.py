@@ -105,10 +105,17 @@ def verify(root: str | os.PathLike[str], progress: Progress = None) -> tuple[int
         if progress is not None and n % 1000 == 0:
             progress(n)
         scan = read_tail(path, 0, 0)
-        problems += [Problem(path, f"byte {b.offset}: unusable line ({b.reason})") for b in scan.bad]
+        problems += [
+            Problem(path, f"byte {b.offset}: unusable line ({b.reason})") for b in scan.bad
+        ]
         if scan.torn:
-            problems.append(Problem(path, f"{scan.torn} bytes after the last complete line "
-                                          "(a torn write; the next append cuts it off)"))
+            problems.append(
+                Problem(
+                    path,
+                    f"{scan.torn} bytes after the last complete line "
+                    "(a torn write; the next append cuts it off)",
+                )
+            )
         if not scan.events:
             problems.append(Problem(path, "no readable event"))
             continue
@@ -125,14 +132,22 @@ def verify(root: str | os.PathLike[str], progress: Progress = None) -> tuple[int
             continue
         snap = read_snapshot(path)
         if snap is None:
-            problems.append(Problem(snap_file, "snapshot does not parse (it is rebuilt by compact)"))
+            problems.append(
+                Problem(snap_file, "snapshot does not parse (it is rebuilt by compact)")
+            )
             continue
         upto = [e for e in scan.events if e.seq <= snap.seq]
         if snap.journal_offset > size:
-            problems.append(Problem(snap_file, f"covers offset {snap.journal_offset} but the "
-                                               f"journal has {size} bytes"))
+            problems.append(
+                Problem(
+                    snap_file,
+                    f"covers offset {snap.journal_offset} but the journal has {size} bytes",
+                )
+            )
         elif msgspec.structs.replace(to_session(snap)) != fold(sid, upto):
-            problems.append(Problem(snap_file, f"differs from the journal folded to seq {snap.seq}"))
+            problems.append(
+                Problem(snap_file, f"differs from the journal folded to seq {snap.seq}")
+            )
         elif snap.seq > whole.seq:
             problems.append(Problem(snap_file, f"is at seq {snap.seq}, ahead of the journal"))
     for name in os.listdir(layout.sessions):

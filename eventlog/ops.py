@@ -159,8 +159,12 @@ def build_edit(req: EditRequest) -> Build:
         data = MessageEditedData(req.message_id, req.content, req.metadata)
         ev = MessageEdited(seq=j.last_seq + 1, id=req.id or new_event_id(), ts=now_iso(), data=data)
         meta = m.metadata if req.metadata is None else req.metadata
-        return [ev], Result(ev.seq, False, req.message_id,
-                            msgspec.structs.replace(m, content=req.content, metadata=meta))
+        return [ev], Result(
+            ev.seq,
+            False,
+            req.message_id,
+            msgspec.structs.replace(m, content=req.content, metadata=meta),
+        )
 
     return build
 
@@ -179,7 +183,9 @@ def build_update(req: UpdateRequest) -> Build:
         if dup is not None:
             return [], dup
         _expect(j, req.expected_seq)
-        ev = SessionUpdated(seq=j.last_seq + 1, id=req.id or new_event_id(), ts=now_iso(), data=data)
+        ev = SessionUpdated(
+            seq=j.last_seq + 1, id=req.id or new_event_id(), ts=now_iso(), data=data
+        )
         return [ev], Result(ev.seq)
 
     return build
@@ -224,26 +230,44 @@ def build_save(req: SaveRequest) -> Build:
                     continue  # the same new message twice in one list
                 seq += 1
                 claimed.add(mid)
-                events.append(MessageAppended(seq=seq, id=new_event_id(), ts=ts, data=(
-                    MessageAppendedData(mid, cm.role, cm.content, cm.timestamp or ts, cm.metadata)
-                )))
+                events.append(
+                    MessageAppended(
+                        seq=seq,
+                        id=new_event_id(),
+                        ts=ts,
+                        data=(
+                            MessageAppendedData(
+                                mid, cm.role, cm.content, cm.timestamp or ts, cm.metadata
+                            )
+                        ),
+                    )
+                )
                 appended += 1
                 continue
             claimed.add(old.message_id)
             if old.content != cm.content or (cm.metadata and cm.metadata != old.metadata):
                 seq += 1
                 meta = cm.metadata if cm.metadata and cm.metadata != old.metadata else None
-                events.append(MessageEdited(seq=seq, id=new_event_id(), ts=ts, data=(
-                    MessageEditedData(old.message_id, cm.content, meta)
-                )))
+                events.append(
+                    MessageEdited(
+                        seq=seq,
+                        id=new_event_id(),
+                        ts=ts,
+                        data=(MessageEditedData(old.message_id, cm.content, meta)),
+                    )
+                )
                 edited += 1
         cur = j.folder.session_metadata()
         if req.metadata is not None and req.metadata != cur:
             seq += 1
-            events.append(SessionUpdated(
-                seq=seq, id=new_event_id(), ts=ts, data=SessionUpdatedData(metadata=req.metadata)
-            ))
+            events.append(
+                SessionUpdated(
+                    seq=seq,
+                    id=new_event_id(),
+                    ts=ts,
+                    data=SessionUpdatedData(metadata=req.metadata),
+                )
+            )
         return events, SaveResult(seq, appended, edited)
 
     return build
-

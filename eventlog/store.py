@@ -110,7 +110,9 @@ class Store(Watching):
         """Hear every durable event and lifecycle change; returns an unsubscribe."""
         return self.hub.add(listener)
 
-    def _on_durable(self, session_id: str, events: builtins.list[Event], row: Summary | None) -> None:
+    def _on_durable(
+        self, session_id: str, events: builtins.list[Event], row: Summary | None
+    ) -> None:
         self.hub.emit(Published(session_id, events))
         if row is not None:
             self.hub.emit(Lifecycle("session.updated", session_id, row))
@@ -158,8 +160,9 @@ class Store(Watching):
     def _evict(self) -> None:
         while len(self._journals) > self._max_open:
             for sid, j in self._journals.items():
-                if not (sid in self._dirty_index or sid in self._dirty_snap
-                        or sid in self._watched):
+                if not (
+                    sid in self._dirty_index or sid in self._dirty_snap or sid in self._watched
+                ):
                     del self._journals[sid]
                     j.close()
                     break
@@ -196,7 +199,9 @@ class Store(Watching):
             if self.layout.find(sid) is not None:
                 continue
             first = SessionStarted(
-                seq=1, id=new_event_id(), ts=ts,
+                seq=1,
+                id=new_event_id(),
+                ts=ts,
                 data=SessionStartedData(req.user_name, req.metadata, req.title),
             )
             try:
@@ -310,7 +315,9 @@ class Store(Watching):
             if not ids:
                 raise InvalidRequest(
                     "invalid request: name what to export with session_id, session_ids or "
-                    "all: true", "session_id")
+                    "all: true",
+                    "session_id",
+                )
             for sid in ids:
                 self.path_of(sid)
         return export.chunks(ids, req.format, self.events, self._current)
@@ -392,7 +399,9 @@ class Store(Watching):
                     if j.deleted:
                         continue
                     events, j.unindexed = j.unindexed, []
-                    items.append((j.folder.session(), events, self.layout.relative(j.path), j.offset))
+                    items.append(
+                        (j.folder.session(), events, self.layout.relative(j.path), j.offset)
+                    )
             if items:
                 self.index.apply(items)
 

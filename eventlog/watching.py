@@ -103,4 +103,3 @@ class Watching:
             session, offset, _ = load_cold(path, session_id)
             self.index.apply([(session, [], self.layout.relative(path), offset)])
             self.hub.emit(Lifecycle("session.started", session_id, summarize(session)))
-

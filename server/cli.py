@@ -7,6 +7,7 @@ engine, so those commands work on a data directory whether or not a server runs 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -88,21 +89,23 @@ def cmd_export(args: argparse.Namespace) -> int:
         print("export: name sessions or pass --all", file=sys.stderr)
         return 2
     req = ExportRequest(session_ids=args.session_ids or None, all=args.all, format=args.format)
-    out = open(args.output, "wb") if args.output not in (None, "-") else sys.stdout.buffer
-    try:
-        with Store(args.data, background=False, reconcile=False) as store:
-            for chunk in store.export(req):
-                out.write(chunk)
-    finally:
-        if out is not sys.stdout.buffer:
-            out.close()
+    with contextlib.ExitStack() as stack:
+        to_file = args.output not in (None, "-")
+        out = stack.enter_context(open(args.output, "wb")) if to_file else sys.stdout.buffer
+        store = stack.enter_context(Store(args.data, background=False, reconcile=False))
+        for chunk in store.export(req):
+            out.write(chunk)
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     from eventlog.store import Store
 
-    data = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
+    if args.file == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        with open(args.file, "rb") as f:
+            data = f.read()
     with Store(args.data, background=False) as store:
         ids = store.import_events(data)
     for sid in ids:

@@ -23,7 +23,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
     )
     parser.add_argument("--port", type=int, default=5174, help="port (default 5174; 0 = any)")
-    parser.add_argument("--data", default="memory", help="data directory (default ./memory)")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("SESSIONLOG_DATA", "memory"),
+        help="data directory (default: $SESSIONLOG_DATA or ./memory)",
+    )
     parser.add_argument(
         "--fsync",
         choices=("always", "interval", "never"),

@@ -51,11 +51,17 @@ async def test_append_then_load_returns_the_message(backend: Backend) -> None:
 
 async def test_duplicates_and_conflicts(backend: Backend) -> None:
     sid = await _session(backend)
-    a = await backend.append(AppendRequest(session_id=sid, role="user", content="x", message_id="m"))
-    b = await backend.append(AppendRequest(session_id=sid, role="user", content="x", message_id="m"))
+    a = await backend.append(
+        AppendRequest(session_id=sid, role="user", content="x", message_id="m")
+    )
+    b = await backend.append(
+        AppendRequest(session_id=sid, role="user", content="x", message_id="m")
+    )
     assert (b.seq, b.duplicate) == (a.seq, True)
     with pytest.raises(SequenceConflict):
-        await backend.append(AppendRequest(session_id=sid, role="user", content="y", expected_seq=1))
+        await backend.append(
+            AppendRequest(session_id=sid, role="user", content="y", expected_seq=1)
+        )
     with pytest.raises(SessionNotFound):
         await backend.load(LoadRequest(session_id="missing"))
 
@@ -64,9 +70,12 @@ async def test_listeners_hear_events_in_seq_order_after_durability(backend: Back
     sid = await _session(backend)
     heard: list[Notice] = []
     stop = backend.subscribe(heard.append)
-    await asyncio.gather(*(
-        backend.append(AppendRequest(session_id=sid, role="user", content=str(i))) for i in range(200)
-    ))
+    await asyncio.gather(
+        *(
+            backend.append(AppendRequest(session_id=sid, role="user", content=str(i)))
+            for i in range(200)
+        )
+    )
     await backend.update(UpdateRequest(session_id=sid, title="renamed"))
     await asyncio.sleep(0.05)
     stop()
@@ -91,7 +100,9 @@ async def test_export_events_round_trips_through_import(backend: Backend) -> Non
     sid = await _session(backend)
     await backend.append(AppendRequest(session_id=sid, role="user", content="keep me"))
     before = (await backend.load(LoadRequest(session_id=sid))).session
-    dump = b"".join([c async for c in await backend.export(ExportRequest(all=True, format="events"))])
+    dump = b"".join(
+        [c async for c in await backend.export(ExportRequest(all=True, format="events"))]
+    )
     await backend.delete(sid)
     assert await backend.import_events(dump) == [sid]
     assert (await backend.load(LoadRequest(session_id=sid))).session == before
@@ -101,8 +112,9 @@ async def test_streaming_deltas_reach_listeners(backend: Backend) -> None:
     sid = await _session(backend)
     heard: list[Notice] = []
     stop = backend.subscribe(heard.append)
-    await backend.append(AppendRequest(session_id=sid, role="assistant", content="", partial=True,
-                                       message_id="s"))
+    await backend.append(
+        AppendRequest(session_id=sid, role="assistant", content="", partial=True, message_id="s")
+    )
     for tok in ("a", "b", "c"):
         await backend.delta(DeltaRequest(session_id=sid, message_id="s", content=tok))
     await asyncio.sleep(0.05)
@@ -111,10 +123,13 @@ async def test_streaming_deltas_reach_listeners(backend: Backend) -> None:
     assert types == ["MessageAppended", "MessageDelta", "MessageDelta", "MessageDelta"]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(before=st.integers(0, 30), during=st.integers(0, 30), after_seq=st.integers(0, 40))
-def test_resume_never_gaps(tmp_path_factory: pytest.TempPathFactory, before: int, during: int,
-                           after_seq: int) -> None:
+def test_resume_never_gaps(
+    tmp_path_factory: pytest.TempPathFactory, before: int, during: int, after_seq: int
+) -> None:
     """Subscribe as the server does (listener first, then backlog after ``after_seq``,
     then live, skipping seen seqs) while appends race it: the subscriber sees exactly
     after_seq+1..N, in order, whatever the interleaving."""
@@ -127,12 +142,18 @@ def test_resume_never_gaps(tmp_path_factory: pytest.TempPathFactory, before: int
                 for i in range(before):
                     await b.append(AppendRequest(session_id=sid, role="user", content=f"b{i}"))
                 live: list[int] = []
-                stop = b.subscribe(lambda n: live.extend(
-                    e.seq for e in n.events) if isinstance(n, Published) and n.session_id == sid else None)
-                racing = asyncio.gather(*(
-                    b.append(AppendRequest(session_id=sid, role="user", content=f"d{i}"))
-                    for i in range(during)
-                ))
+
+                def hear(n: Notice, live: list[int] = live, sid: str = sid) -> None:
+                    if isinstance(n, Published) and n.session_id == sid:
+                        live.extend(e.seq for e in n.events)
+
+                stop = b.subscribe(hear)
+                racing = asyncio.gather(
+                    *(
+                        b.append(AppendRequest(session_id=sid, role="user", content=f"d{i}"))
+                        for i in range(during)
+                    )
+                )
                 await b.watch(sid)
                 backlog = [e.seq for e in await b.events(sid, after_seq)]
                 await racing

@@ -107,11 +107,16 @@ def event_lists(draw: st.DrawFn) -> list[Event]:
         elif kind == "edit":
             ev = MessageEdited(seq, eid, TS, MessageEditedData(mid, draw(texts)))
         elif kind == "update":
-            ev = SessionUpdated(seq, eid, TS, SessionUpdatedData(
-                title=draw(st.none() | texts),
-                tags=draw(st.none() | st.lists(texts, max_size=3)),
-                pinned=draw(st.none() | st.booleans()),
-            ))
+            ev = SessionUpdated(
+                seq,
+                eid,
+                TS,
+                SessionUpdatedData(
+                    title=draw(st.none() | texts),
+                    tags=draw(st.none() | st.lists(texts, max_size=3)),
+                    pinned=draw(st.none() | st.booleans()),
+                ),
+            )
         else:
             ev = ErrorRecorded(seq, eid, TS, ErrorRecordedData(draw(texts)))
         evs.append(ev)
@@ -120,7 +125,9 @@ def event_lists(draw: st.DrawFn) -> list[Event]:
 
 @settings(max_examples=300)
 @given(evs=event_lists(), data=st.data())
-def test_snapshot_plus_tail_equals_fold_of_everything(evs: list[Event], data: st.DataObject) -> None:
+def test_snapshot_plus_tail_equals_fold_of_everything(
+    evs: list[Event], data: st.DataObject
+) -> None:
     cut = data.draw(st.integers(1, len(evs)))
     snapshot = fold("s", evs[:cut])
     assert fold("s", evs[cut:], snapshot) == fold("s", evs)

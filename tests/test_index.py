@@ -817,7 +817,11 @@ def test_reconcile_at_the_same_seq_with_a_line_lost_then_appending_works(idx: In
     shorter = fold("lost", j.events[:2] + j.events[3:])  # message 2 (seq 3) unreadable
     idx.apply([(shorter, [], "sessions/x/lost.jsonl", 1)])
     assert ids(q(idx, query="word1")) == [] and ids(q(idx, query="word3")) == ["lost"]
-    ev = MessageAppended(seq=6, id="late", ts=iso(NOW), data=MessageAppendedData(
-        "m-late", "user", "fresh", iso(NOW), {}))
+    ev = MessageAppended(
+        seq=6,
+        id="late",
+        ts=iso(NOW),
+        data=MessageAppendedData("m-late", "user", "fresh", iso(NOW), {}),
+    )
     idx.apply([(fold("lost", [ev], shorter), [ev], "sessions/x/lost.jsonl", 2)])
     assert ids(q(idx, query="fresh")) == ["lost"] and ids(q(idx, query="word3")) == ["lost"]

@@ -54,8 +54,12 @@ def test_torn_last_line_is_cut_on_recovery_at_every_byte_offset(data_dir: Path) 
             assert Path(path + ".torn").read_bytes().rstrip(b"\n") == whole[last_start:cut]
 
 
-@pytest.mark.parametrize("junk", [b"\x00" * 64, b"\x00\x00\n\x00", b"garbage{]\n", b"\xff\xfe\n{\"seq\":"])
-def test_zero_bytes_or_garbage_after_the_last_line_never_break_open(data_dir: Path, junk: bytes) -> None:
+@pytest.mark.parametrize(
+    "junk", [b"\x00" * 64, b"\x00\x00\n\x00", b"garbage{]\n", b'\xff\xfe\n{"seq":']
+)
+def test_zero_bytes_or_garbage_after_the_last_line_never_break_open(
+    data_dir: Path, junk: bytes
+) -> None:
     with Store(data_dir) as s:
         sid, path = _journal_with(s, 2)
     with open(path, "ab") as f:
@@ -101,8 +105,11 @@ def test_two_processes_appending_to_one_session_keep_seq_gap_free(data_dir: Path
         sid = s.start(StartRequest()).session_id
         path = s.path_of(sid)
     procs = [
-        subprocess.Popen([PYTHON, "-c", CHILD, str(data_dir), sid, tag, "2000", "always"],
-                         cwd=ROOT, stdout=subprocess.DEVNULL)
+        subprocess.Popen(
+            [PYTHON, "-c", CHILD, str(data_dir), sid, tag, "2000", "always"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
         for tag in ("a", "b")
     ]
     for p in procs:
@@ -125,8 +132,11 @@ def test_every_reported_append_survives_kill_9_exactly_once(data_dir: Path) -> N
         path = s.path_of(sid)
     acked: list[str] = []
     for cycle in range(50):
-        p = subprocess.Popen([PYTHON, "-c", CHILD, str(data_dir), sid, f"c{cycle}", "100000",
-                              "always"], cwd=ROOT, stdout=subprocess.PIPE)
+        p = subprocess.Popen(
+            [PYTHON, "-c", CHILD, str(data_dir), sid, f"c{cycle}", "100000", "always"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+        )
         assert p.stdout is not None
         deadline = time.monotonic() + rng.uniform(0.25, 0.6)
         os.set_blocking(p.stdout.fileno(), False)
@@ -153,7 +163,9 @@ def test_every_reported_append_survives_kill_9_exactly_once(data_dir: Path) -> N
     assert len(acked) > 200  # the loop really ran
 
 
-def test_a_failed_fsync_is_never_acknowledged(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_fsync_is_never_acknowledged(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with Store(data_dir, background=False) as s:
         sid, _path = _journal_with(s, 1)
 
@@ -170,7 +182,9 @@ def test_a_failed_fsync_is_never_acknowledged(data_dir: Path, monkeypatch: pytes
         assert [m.message_id for m in s.load(sid).session.messages].count("L") == 1
 
 
-def test_a_failed_write_leaves_the_journal_as_it_was(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_write_leaves_the_journal_as_it_was(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with Store(data_dir, background=False) as s:
         sid, path = _journal_with(s, 2)
         before = Path(path).read_bytes()

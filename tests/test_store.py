@@ -80,18 +80,27 @@ def test_unknown_session_is_not_found(store: Store) -> None:
         store.load("nope")
 
 
-def test_retry_by_event_id_or_message_id_is_answered_not_written(store: Store, session_id: str) -> None:
+def test_retry_by_event_id_or_message_id_is_answered_not_written(
+    store: Store, session_id: str
+) -> None:
     a = store.append(AppendRequest(session_id=session_id, role="user", content="x", id="ev-1"))
     again = store.append(AppendRequest(session_id=session_id, role="user", content="x", id="ev-1"))
     assert (again.seq, again.duplicate, again.message_id) == (a.seq, True, a.message_id)
-    b = store.append(AppendRequest(session_id=session_id, role="user", content="y", message_id="m-9"))
-    stale = store.append(AppendRequest(session_id=session_id, role="user", content="y",
-                                       message_id="m-9", expected_seq=1))
+    b = store.append(
+        AppendRequest(session_id=session_id, role="user", content="y", message_id="m-9")
+    )
+    stale = store.append(
+        AppendRequest(
+            session_id=session_id, role="user", content="y", message_id="m-9", expected_seq=1
+        )
+    )
     assert (stale.seq, stale.duplicate) == (b.seq, True)  # dedup wins over a stale expected_seq
     assert len(store.load(session_id).session.messages) == 2
 
 
-def test_expected_seq_mismatch_is_a_conflict_with_the_current_seq(store: Store, session_id: str) -> None:
+def test_expected_seq_mismatch_is_a_conflict_with_the_current_seq(
+    store: Store, session_id: str
+) -> None:
     store.append(AppendRequest(session_id=session_id, role="user", content="x", expected_seq=1))
     with pytest.raises(SequenceConflict) as err:
         store.append(AppendRequest(session_id=session_id, role="user", content="x", expected_seq=1))
@@ -99,10 +108,13 @@ def test_expected_seq_mismatch_is_a_conflict_with_the_current_seq(store: Store, 
 
 
 def test_streaming_message_deltas_then_complete(store: Store, session_id: str) -> None:
-    store.append(AppendRequest(session_id=session_id, role="user", content="", partial=True,
-                               message_id="v"))
+    store.append(
+        AppendRequest(session_id=session_id, role="user", content="", partial=True, message_id="v")
+    )
     for text in ("hel", "hello wor", "hello world"):
-        store.delta(DeltaRequest(session_id=session_id, message_id="v", content=text, mode="replace"))
+        store.delta(
+            DeltaRequest(session_id=session_id, message_id="v", content=text, mode="replace")
+        )
     m = store.load(session_id).session.messages[0]
     assert (m.content, m.status) == ("hello world", "partial")
     store.complete(CompleteRequest(session_id=session_id, message_id="v", content="Hello, world."))
@@ -116,12 +128,20 @@ def test_streaming_message_deltas_then_complete(store: Store, session_id: str) -
 
 def test_save_appends_new_edits_changed_and_never_removes(store: Store, session_id: str) -> None:
     store.append(AppendRequest(session_id=session_id, role="user", content="a", message_id="m1"))
-    store.append(AppendRequest(session_id=session_id, role="assistant", content="b", message_id="m2"))
-    r = store.save(SaveRequest(session_id=session_id, metadata={"type": "chat", "x": 1}, messages=[
-        SaveMessage(role="user", content="a", message_id="m1"),
-        SaveMessage(role="user", content="c"),  # no id: matched by position 1, i.e. m2
-        SaveMessage(role="user", content="new", message_id="m3"),
-    ]))
+    store.append(
+        AppendRequest(session_id=session_id, role="assistant", content="b", message_id="m2")
+    )
+    r = store.save(
+        SaveRequest(
+            session_id=session_id,
+            metadata={"type": "chat", "x": 1},
+            messages=[
+                SaveMessage(role="user", content="a", message_id="m1"),
+                SaveMessage(role="user", content="c"),  # no id: matched by position 1, i.e. m2
+                SaveMessage(role="user", content="new", message_id="m3"),
+            ],
+        )
+    )
     assert (r.appended, r.edited) == (1, 1)
     s = store.load(session_id).session
     assert [m.content for m in s.messages] == ["a", "c", "new"] and s.metadata["x"] == 1
@@ -151,7 +171,9 @@ def test_load_is_never_stale_between_compactions(data_dir: Path) -> None:
             assert b.load(sid).session == fold(sid, b.events(sid))
 
 
-def test_delete_removes_journal_snapshot_and_index_entry(store: Store, session_id: str, data_dir: Path) -> None:
+def test_delete_removes_journal_snapshot_and_index_entry(
+    store: Store, session_id: str, data_dir: Path
+) -> None:
     store.append(AppendRequest(session_id=session_id, role="user", content="bye"))
     store.compact()
     store.delete(session_id)
@@ -221,7 +243,9 @@ def test_training_exports(store: Store) -> None:
     sid = _fill(store)[0]
     openai = msgspec.json.decode(b"".join(store.export(ExportRequest(session_id=sid))))
     assert [m["role"] for m in openai["messages"]] == ["system", "user", "assistant", "tool"]
-    share = msgspec.json.decode(b"".join(store.export(ExportRequest(session_id=sid, format="sharegpt"))))
+    share = msgspec.json.decode(
+        b"".join(store.export(ExportRequest(session_id=sid, format="sharegpt")))
+    )
     assert [c["from"] for c in share["conversations"]] == ["system", "human", "gpt", "tool"]
     md = b"".join(store.export(ExportRequest(session_id=sid, format="markdown"))).decode()
     assert md.startswith("# t0") and "### Assistant" in md and "a0" in md
