@@ -14,9 +14,9 @@ import msgspec
 from . import faults
 from .errors import InvalidRequest, SessionExists, SessionNotFound
 from .events import Event, SessionStarted, decoder, encode_line, encoder
-from .journal import fsync_dir
+from .files import fsync_dir, write_temp
 from .model import Session
-from .requests import check_session_id
+from .requests import MAX_DEPTH, check_session_id, too_deep
 
 CONTENT_TYPES = {
     "openai": ("application/jsonl; charset=utf-8", "jsonl"),
@@ -110,11 +110,15 @@ def parse_events(data: bytes) -> dict[str, list[Event]]:
         try:
             sid = _keyed.decode(line).session_id
             ev = decoder.decode(line)
-        except msgspec.DecodeError as e:
+        except (msgspec.DecodeError, RecursionError) as e:
             raise InvalidRequest(
                 f"invalid import: line {n} is not an event of an `events` export ({e})", "events"
             ) from None
         check_session_id(sid)
+        if too_deep(ev):
+            raise InvalidRequest(
+                f"invalid import: line {n}: nested deeper than {MAX_DEPTH} levels", "events"
+            )
         evs = sessions.setdefault(sid, [])
         want = len(evs) + 1
         if ev.seq != want:
@@ -151,16 +155,7 @@ def write_journals(
     written = []
     for sid, evs in sessions.items():
         path = path_for(evs[0].ts[:10], sid)
-        tmp = f"{path}.import-{os.getpid()}-{os.urandom(4).hex()}"
-        data = b"".join(encode_line(e) for e in evs)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        tmp = write_temp(path, "import", b"".join(encode_line(e) for e in evs))
         try:
             os.link(tmp, path)  # unlike rename, refuses to replace a journal created meanwhile
         except FileExistsError:
@@ -171,4 +166,3 @@ def write_journals(
         written.append((sid, path))
         faults.reach("import.after_first")
     return written
-

@@ -34,6 +34,7 @@ from .events import (
     decoder,
     encode_line,
 )
+from .files import fsync_dir
 from .fold import Folder
 from .model import Summary, summarize
 
@@ -546,12 +547,3 @@ def create(path: str, first: Event) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     fsync_dir(os.path.dirname(path))
-
-
-def fsync_dir(path: str) -> None:
-    """fsync a folder so a create/rename/unlink in it survives a crash."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Iterator
 
-from .journal import fsync_dir
+from .files import fsync_dir
 from .requests import check_session_id
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -22,6 +22,10 @@ MAX_TITLE_CHARS = 500
 MAX_TAGS = 64
 MAX_TAG_CHARS = 64
 MAX_SAVE_MESSAGES = 100_000
+# Nesting of a request (metadata, details, req_id are free-form JSON). Anything accepted
+# must also be encodable inside every answer and event frame that carries it, which
+# nests it a few levels deeper: msgspec stops near the interpreter's recursion limit.
+MAX_DEPTH = 64
 
 SessionId = Annotated[str, Meta(pattern=SESSION_ID_PATTERN, description="1-64 of A-Z a-z 0-9 _ -")]
 ItemId = Annotated[str, Meta(pattern=ITEM_ID_PATTERN, description="1-128 of A-Z a-z 0-9 _ . : -")]
@@ -146,6 +150,7 @@ class ExportRequest(msgspec.Struct, frozen=True, kw_only=True):
 R = TypeVar("R", bound=msgspec.Struct)
 
 _FIELD_RE = re.compile(r"at `\$\.?([^`]*)`")
+_MISSING_RE = re.compile(r"missing required field `([^`]+)`")
 
 
 def _field_of(err: msgspec.ValidationError) -> str | None:
@@ -157,6 +162,10 @@ def validation_error(err: msgspec.ValidationError) -> InvalidRequest:
     """Turn msgspec's message into ours: name the field, say what was expected."""
     text = str(err)
     field = _field_of(err)
+    missing = _MISSING_RE.search(text)
+    if missing:  # msgspec reports it at the parent object: name the field itself
+        field = f"{field}.{missing.group(1)}" if field else missing.group(1)
+        return InvalidRequest(f"invalid {field}: this field is required ({text})", field)
     if "Expected `str` of length <=" in text or "Expected `array` of length <=" in text:
         return PayloadTooLarge(f"invalid {field or 'request'}: {text}", field)
     if field and field.split(".")[-1].split("[")[0] == "session_id" and "regex" in text:
@@ -168,17 +177,55 @@ def parse(kind: type[R], data: bytes | str | dict[str, Any]) -> R:
     """Decode JSON bytes or convert a dict into ``kind``, raising InvalidRequest."""
     try:
         if isinstance(data, dict):
-            return msgspec.convert(data, kind)
-        return msgspec.json.decode(data, type=kind)
+            out = msgspec.convert(data, kind)
+        else:
+            out = msgspec.json.decode(data, type=kind)
     except msgspec.ValidationError as e:
         raise validation_error(e) from None
     except msgspec.DecodeError as e:
         raise InvalidRequest(f"the body is not valid JSON: {e}", None) from None
+    except RecursionError:  # msgspec recurses per nesting level, even into Any
+        raise InvalidRequest(TOO_DEEP, None) from None
+    if _may_be_deep(data) and too_deep(out):
+        raise InvalidRequest(TOO_DEEP, None)
+    return out
+
+
+def _may_be_deep(data: bytes | str | dict[str, Any]) -> bool:
+    """A body with fewer brackets than MAX_DEPTH cannot nest that deep: counting them is
+    a C-speed scan, the walk is not (it cost more than the rest of an append)."""
+    if isinstance(data, dict):
+        return True
+    if isinstance(data, str):
+        return data.count("{") + data.count("[") >= MAX_DEPTH
+    return data.count(b"{") + data.count(b"[") >= MAX_DEPTH
+
+
+TOO_DEEP = f"invalid request: the JSON is nested deeper than {MAX_DEPTH} levels"
+
+
+def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
+    """Is ``value`` (Structs, dicts, lists) nested deeper than ``limit``? Iterative."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            children: Any = v.values()
+        elif isinstance(v, list | tuple):
+            children = v
+        elif isinstance(v, msgspec.Struct):
+            children = [getattr(v, f) for f in v.__struct_fields__]
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((c, depth + 1) for c in children)
+    return False
 
 
 def check(req: R) -> R:
     """Validate a request Struct built by a Python caller (constructors do not check)."""
-    return parse(type(req), msgspec.to_builtins(req))
+    return parse(type(req), msgspec.json.encode(req))
 
 
 def check_session_id(session_id: object) -> str:

@@ -13,8 +13,9 @@ import msgspec
 
 from . import faults
 from .errors import JournalCorrupt, SessionNotFound
+from .files import fsync_dir, write_temp
 from .fold import fold
-from .journal import BadLine, fsync_dir, read_tail
+from .journal import BadLine, read_tail
 from .model import Session, Snapshot, to_session
 
 _snap_decoder = msgspec.json.Decoder(Snapshot)
@@ -31,16 +32,8 @@ def write_snapshot(journal_path: str, session: Session, offset: int) -> None:
     fields = msgspec.structs.asdict(session)
     data = _encoder.encode(Snapshot(**fields, journal_offset=offset))
     final = snapshot_path(journal_path)
-    tmp = f"{final}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    tmp = write_temp(final, "tmp", data)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         faults.reach("snapshot.after_temp")
         os.rename(tmp, final)
         faults.reach("snapshot.after_rename")

@@ -21,9 +21,10 @@ from typing import Any, Literal, TypeVar
 from . import compactor, export, faults, maintenance, ops
 from .errors import EventLogError, InvalidRequest, SessionNotFound
 from .events import Event, SessionStarted, SessionStartedData, new_event_id, now_iso
+from .files import fsync_dir
 from .fold import fold
 from .index import Index, ListResult
-from .journal import FsyncPolicy, Journal, create, fsync_dir, read_tail
+from .journal import FsyncPolicy, Journal, create, read_tail
 from .layout import Layout
 from .model import Session, Summary, summarize
 from .notify import Hub, Lifecycle, Listener, Published

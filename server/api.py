@@ -142,6 +142,8 @@ def decode(kind: type[R], body: bytes) -> R:
             msgspec.json.decode(body)
         except msgspec.DecodeError as e:
             raise ApiError("invalid_json", f"the body is not valid JSON: {e}") from None
+        except RecursionError:
+            pass  # JSON nested too deeply to read again: the first error stands
         raise
 
 

@@ -21,6 +21,7 @@ from msgspec import Meta
 from eventlog.backend import Backend
 from eventlog.errors import InvalidRequest
 from eventlog.requests import (
+    TOO_DEEP,
     AppendRequest,
     CompleteRequest,
     DeltaRequest,
@@ -28,6 +29,7 @@ from eventlog.requests import (
     SessionId,
     UpdateRequest,
     parse,
+    too_deep,
 )
 
 from .config import Limits
@@ -170,6 +172,12 @@ class Connection:
             return
         except msgspec.DecodeError as e:
             self.send_error(None, ApiError("invalid_json", f"the frame is not valid JSON: {e}"))
+            return
+        except RecursionError:  # an exception here would end the socket
+            self.send_error(None, InvalidRequest(TOO_DEEP, "req_id"))
+            return
+        if too_deep(head.req_id):  # it is echoed in the answer, which must encode
+            self.send_error(None, InvalidRequest(TOO_DEEP, "req_id"))
             return
         op, req_id = head.op, head.req_id
         try:
