@@ -54,7 +54,7 @@ class LoadRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 class ListRequest(msgspec.Struct, frozen=True, kw_only=True):
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
-    offset: Annotated[int, Meta(ge=0)] = 0
+    offset: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0  # SQLite's largest integer
     query: Annotated[str, Meta(max_length=500)] | None = None
     type: Annotated[str, Meta(max_length=64)] | None = None
     tag: Tag | None = None
