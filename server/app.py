@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -54,10 +55,9 @@ def make_app(config: Config, backend: Backend | None = None) -> web.Application:
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_get("/api/sessions/ws", ws_handler)
     app.router.add_get("/", index)
-    if STATIC.is_dir():
-        app.router.add_static("/static", STATIC, follow_symlinks=False)
-    else:  # the page is not installed: keep the route so clients get a clean 404
-        app.router.add_get("/static/{path:.*}", _no_static)
+    # our own route, not add_static: a missing file must get the JSON 404 envelope
+    # (aiohttp's static handler answers before the error middleware sees it)
+    app.router.add_get("/static/{path:.*}", static_file)
     return app
 
 
@@ -119,5 +119,13 @@ async def index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
 
 
-async def _no_static(request: web.Request) -> web.StreamResponse:
-    raise ApiError("not_found", "the web page is not installed (server/static/)")
+_STATIC_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,100}$")
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """A file of the flat ``server/static/`` folder; anything else is a JSON 404."""
+    name = request.match_info["path"]
+    path = STATIC / name
+    if not _STATIC_NAME.match(name) or not path.is_file():
+        raise ApiError("not_found", f"no static file {name!r}: the page's files are /static/<name>")
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})

@@ -329,6 +329,12 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     app[CONNECTIONS].add(conn)
     try:
         await conn.run(guard, authed=guard.token is None or presented is not None)
+    except Exception:
+        # after the upgrade the error middleware must not answer: it would write an
+        # HTTP 500 into the WebSocket stream. Log it and close as a server error.
+        log.exception("WebSocket connection failed")
+        if not ws.closed:
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal server error")
     finally:
         app[CONNECTIONS].discard(conn)
     return ws

@@ -216,14 +216,9 @@ def test_fuzzed_sessions_still_load_export_and_verify(target: Checker, tmp_path:
     c.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: aiohttp's static route answers a missing file "
-    "with an empty application/octet-stream 404 that never reaches the error "
-    "middleware (found by bench/fuzz.py); server/app.py should route /static/"
-    "{name} itself and raise not_found",
-)
 def test_a_missing_static_file_is_a_json_404(target: Checker) -> None:
+    """Regression (bench/fuzz.py): aiohttp's static route answered a missing file with an
+    empty application/octet-stream 404 that never reached the error middleware."""
     c = http.client.HTTPConnection("127.0.0.1", target.port, timeout=30)
     try:
         c.request("GET", "/static/nope.js")
