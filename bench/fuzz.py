@@ -603,6 +603,22 @@ class Checker:
         self._export_cache = (time.monotonic(), lines)
         return lines
 
+    def seed(self, sessions: int = 3, messages: int = 2) -> None:
+        """A few sessions with messages for the fuzzer to aim at."""
+        for i in range(sessions):
+            self.run_http(
+                Req("POST", "/api/sessions/start", dumps({"title": f"f{i}"}), "application/json")
+            )
+        for sid in list(self.pool.sessions):
+            for j in range(messages):
+                body = {
+                    "session_id": sid,
+                    "role": "user",
+                    "content": f"hi {j}",
+                    "message_id": f"m{j}",
+                }
+                self.run_http(Req("POST", "/api/sessions/append", dumps(body), "application/json"))
+
     def run_http(self, req: Req) -> None:
         before = self.snapshot(self.data)
         self.tally.requests += 1
@@ -961,28 +977,7 @@ def main(argv: list[str] | None = None) -> int:
     n_ws = int(args.requests * args.ws_share)
     t0 = time.monotonic()
     try:
-        # a few sessions with messages for the fuzzer to aim at
-        for i in range(3):
-            checker.run_http(
-                Req("POST", "/api/sessions/start", dumps({"title": f"f{i}"}), "application/json")
-            )
-        for sid in list(checker.pool.sessions):
-            for j in range(3):
-                checker.run_http(
-                    Req(
-                        "POST",
-                        "/api/sessions/append",
-                        dumps(
-                            {
-                                "session_id": sid,
-                                "role": "user",
-                                "content": f"hi {j}",
-                                "message_id": f"m{j}",
-                            }
-                        ),
-                        "application/json",
-                    )
-                )
+        checker.seed(messages=3)
         seeded = checker.tally.requests
         run(args.requests - n_ws - seeded, n_ws, args.seed, checker)
     finally:

@@ -46,27 +46,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checker]:
     sentinel = make_sentinel(parent)
     srv = Server(data, compact_interval=0, log=parent / "server.log")
     checker = Checker(srv, data, sentinel, strict=True, snapshot=tree)
-    for i in range(3):
-        checker.run_http(
-            Req("POST", "/api/sessions/start", dumps({"title": f"f{i}"}), "application/json")
-        )
-    for sid in list(checker.pool.sessions):
-        for j in range(2):
-            checker.run_http(
-                Req(
-                    "POST",
-                    "/api/sessions/append",
-                    dumps(
-                        {
-                            "session_id": sid,
-                            "role": "user",
-                            "content": f"hi {j}",
-                            "message_id": f"m{j}",
-                        }
-                    ),
-                    "application/json",
-                )
-            )
+    checker.seed(messages=2)
     yield checker
     checker.close()
     assert srv.alive(), "the server died"
