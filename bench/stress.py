@@ -55,8 +55,8 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 import aiohttp  # noqa: E402
 
 from eventlog.events import MessageAppended  # noqa: E402
-from eventlog.journal import read_tail  # noqa: E402
 from eventlog.maintenance import verify  # noqa: E402
+from eventlog.scan import read_tail  # noqa: E402
 
 PYTHON = sys.executable
 _URL_RE = re.compile(rb"serving (http://\S+/)")

@@ -22,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-import msgspec
-
 from . import faults
 from .errors import JournalCorrupt, SessionNotFound, StorageError
 from .events import (
@@ -31,12 +29,12 @@ from .events import (
     MessageAppended,
     MessageCompleted,
     MessageDelta,
-    decoder,
     encode_line,
 )
 from .files import fsync_dir
 from .fold import Folder
 from .model import Summary, summarize
+from .scan import BadLine, scan
 
 FsyncPolicy = Literal["always", "interval", "never"]
 T = TypeVar("T")
@@ -44,67 +42,6 @@ T = TypeVar("T")
 # Module-level so fault-injection tests can replace them (see tests/faults).
 fdatasync: Callable[[int], None] = os.fdatasync
 write: Callable[[int, bytes], int] = os.write
-
-
-@dataclass(frozen=True)
-class BadLine:
-    """A complete journal line that could not be used; the rest of the journal still loads."""
-
-    offset: int
-    reason: str
-
-
-@dataclass
-class Scan:
-    """What a read of journal bytes found."""
-
-    events: list[Event] = field(default_factory=list)
-    end: int = 0  # offset just past the last complete line
-    bad: list[BadLine] = field(default_factory=list)
-    torn: int = 0  # trailing bytes that are not a complete usable line
-
-
-def scan(buf: bytes, base: int = 0, last_seq: int = 0) -> Scan:
-    """Decode complete lines of ``buf`` (which starts at file offset ``base``).
-
-    Lines must continue the seq after ``last_seq``; a line that repeats an earlier seq
-    or cannot be decoded is reported in ``bad``. Bad lines that are not followed by a
-    good one form the torn tail (``torn`` bytes) together with any unterminated bytes.
-    """
-    out = Scan(end=base)
-    nl = buf.rfind(b"\n")
-    body = buf[: nl + 1] if nl >= 0 else b""
-    try:  # fast path: every line good
-        events = decoder.decode_lines(body) if body else []
-        if all(e.seq == last_seq + i + 1 for i, e in enumerate(events)):
-            out.events = events
-            out.end = base + len(body)
-            out.torn = len(buf) - len(body)
-            return out
-    except msgspec.DecodeError:
-        pass
-    pos = 0
-    good_end = 0
-    pending_bad: list[BadLine] = []
-    while pos < len(body):
-        eol = body.index(b"\n", pos)
-        line = body[pos:eol]
-        try:
-            ev = decoder.decode(line)
-            if ev.seq <= last_seq:
-                raise ValueError(f"seq {ev.seq} repeats or goes back (last good seq {last_seq})")
-        except (msgspec.DecodeError, ValueError) as e:
-            pending_bad.append(BadLine(base + pos, str(e)[:200]))
-        else:
-            out.bad.extend(pending_bad)
-            pending_bad = []
-            out.events.append(ev)
-            last_seq = ev.seq
-            good_end = eol + 1
-        pos = eol + 1
-    out.end = base + good_end
-    out.torn = len(buf) - good_end
-    return out
 
 
 @dataclass
@@ -506,17 +443,6 @@ class _FileLock:
 
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
-
-
-def read_tail(path: str, offset: int, last_seq: int) -> Scan:
-    """Complete lines of ``path`` from ``offset`` on, without locking or repairing."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        size = os.fstat(fd).st_size
-        buf = os.pread(fd, max(0, size - offset), offset) if size > offset else b""
-    finally:
-        os.close(fd)
-    return scan(buf, offset, last_seq)
 
 
 def create(path: str, first: Event) -> None:

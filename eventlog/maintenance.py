@@ -16,9 +16,9 @@ from . import compactor
 from .errors import EventLogError
 from .events import Event
 from .fold import fold
-from .journal import read_tail
 from .layout import Layout
 from .model import Session, to_session
+from .scan import read_tail
 from .snapshot import load_cold, read_snapshot, snapshot_path
 
 if TYPE_CHECKING:

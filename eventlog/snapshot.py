@@ -15,8 +15,8 @@ from . import faults
 from .errors import JournalCorrupt, SessionNotFound
 from .files import fsync_dir, write_temp
 from .fold import fold
-from .journal import BadLine, read_tail
 from .model import Session, Snapshot, to_session
+from .scan import BadLine, read_tail
 
 _snap_decoder = msgspec.json.Decoder(Snapshot)
 _encoder = msgspec.json.Encoder()

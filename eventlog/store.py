@@ -24,7 +24,7 @@ from .events import Event, SessionStarted, SessionStartedData, new_event_id, now
 from .files import fsync_dir
 from .fold import fold
 from .index import Index, ListResult
-from .journal import FsyncPolicy, Journal, create, read_tail
+from .journal import FsyncPolicy, Journal, create
 from .layout import Layout
 from .model import Session, Summary, summarize
 from .notify import Hub, Lifecycle, Listener, Published
@@ -43,6 +43,7 @@ from .requests import (
     check,
     check_session_id,
 )
+from .scan import read_tail
 from .snapshot import load_cold, snapshot_path, write_snapshot
 from .watching import Watching
 

@@ -37,10 +37,10 @@ import pytest
 
 from eventlog.errors import SessionNotFound
 from eventlog.events import MessageAppended
-from eventlog.journal import read_tail
 from eventlog.layout import Layout
 from eventlog.maintenance import verify
 from eventlog.requests import AppendRequest, ExportRequest, StartRequest, UpdateRequest
+from eventlog.scan import read_tail
 from eventlog.snapshot import read_snapshot, snapshot_path
 from eventlog.store import Store
 

@@ -26,7 +26,7 @@ import pytest
 
 from bench.stress import Server
 from eventlog.events import MessageAppended
-from eventlog.journal import read_tail
+from eventlog.scan import read_tail
 
 
 def assert_envelope(status: int, body: dict[str, Any], code: str | None = None) -> None:

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from eventlog.events import MessageAppended
-from eventlog.journal import read_tail
+from eventlog.scan import read_tail
 
 from .conftest import ServerProcess
 
