@@ -688,3 +688,49 @@ def test_list_totals_follow_live_changes(server: Server, pages: Pages) -> None:
         )
 
     wait_until(shown, timeout=5, what="the totals line to match the server's aggregates")
+
+
+# -- managing a session from the list, and exports ------------------------------------------
+
+
+def test_rename_tags_pin_archive_and_export_from_the_page(server: Server, pages: Pages) -> None:
+    """The seed's roadmap items a person uses from the session browser: each control
+    changes the stored session (checked over HTTP), and an export downloads the file."""
+    word = unique("exportword")
+    sid = server.start_session()
+    server.append(sid, "user", f"pack the {word} please")
+    page = pages.open(server, session=sid)
+    page.get_by_test_id("open-sessions").click()
+    item = session_item(page, sid)
+
+    def stored() -> dict[str, Any]:
+        session: dict[str, Any] = server.call("load", session_id=sid)["session"]
+        return session
+
+    item.get_by_test_id("rename").click()
+    page.get_by_test_id("rename-input").fill("Renamed from the page")
+    page.get_by_test_id("rename-input").press("Enter")
+    expect(item).to_contain_text("Renamed from the page")
+    wait_until(lambda: stored()["title"] == "Renamed from the page", what="the rename stored")
+
+    item.get_by_test_id("tags").click()
+    page.get_by_test_id("tags-input").fill("alpha, #beta")
+    page.get_by_test_id("tags-input").press("Enter")
+    wait_until(lambda: stored()["tags"] == ["alpha", "beta"], what="the tags stored")
+
+    item.get_by_test_id("pin").click()
+    expect(item.get_by_test_id("pin")).to_have_attribute("aria-pressed", "true")
+    wait_until(lambda: stored()["pinned"] is True, what="the pin stored")
+
+    with page.expect_download() as download:
+        page.get_by_test_id("export-markdown").click()
+    path = download.value.path()
+    assert download.value.suggested_filename.endswith(".md")
+    assert word in Path(path).read_text()
+
+    item.get_by_test_id("archive").click()
+    wait_until(lambda: stored()["archived"] is True, what="the archive stored")
+    expect(item).to_have_count(0)  # archived sessions are hidden by default
+    page.locator("#filters summary").click()
+    page.get_by_test_id("filter-archived").check()
+    expect(session_item(page, sid)).to_have_count(1)
