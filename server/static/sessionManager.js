@@ -651,6 +651,7 @@ export class SessionManager {
     const sid = frame.session_id;
     const sub = this._subs.get(sid);
     const seq = frame.seq;
+    this._settleByEvent(sid, frame);
     const cur = this.currentSessionId === sid && this.session && !this.session.stale
       ? this.session : null;
     const low = this._resumeSeq(sid);
@@ -672,6 +673,24 @@ export class SessionManager {
       sub.lastSeq = seq;
       for (const fn of sub.listeners) this._safe(fn, frame, cur);
     }
+  }
+
+  /**
+   * The server publishes an event only once it is durable, and the event can overtake
+   * its ack (or the ack can be lost when the server dies right after): a sent append
+   * whose message.appended came back is done, not "waiting". Without this, a retry
+   * after a crash was still answered as a duplicate (no harm), but the page counted
+   * the message as queued meanwhile.
+   */
+  _settleByEvent(sid, frame) {
+    if (frame.type !== 'message.appended') return;
+    const mid = frame.data?.message_id;
+    const op = this.outbox.list(sid)
+      .find((o) => o.kind === 'append' && o.sent && o.frame.message_id === mid);
+    if (!op) return;
+    this.outbox.remove(sid, op);
+    this._acked(sid, op, { seq: frame.seq, message_id: mid, duplicate: false });
+    this._emitChange('queue');
   }
 
   /** Is this the event of a delta we sent and already applied to the local copy? */
