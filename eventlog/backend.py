@@ -88,12 +88,9 @@ class FileBackend:
     ) -> None:
         self.store = store or Store(root, fsync=fsync, reconcile="background")
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="eventlog")
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        return await loop.run_in_executor(self._pool, partial(fn, *args))
+        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
 
     async def start(self, req: StartRequest) -> Session:
         return await self._run(self.store.start, req)

@@ -172,8 +172,9 @@ class Journal:
     def _flocked(self) -> _FileLock:
         return _FileLock(self.fd)
 
-    def _check_same_file(self) -> None:
-        """Raise SessionNotFound if the path no longer names our inode (deleted/replaced)."""
+    def _check_same_file(self) -> int:
+        """The file's size, or SessionNotFound if the path no longer names our inode
+        (deleted/replaced). Same inode, same file: the size serves ``_catch_up`` too."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -181,14 +182,16 @@ class Journal:
         if st is None or st.st_ino != self.ino:
             self.deleted = True
             raise SessionNotFound(self.session_id)
+        return st.st_size
 
-    def _catch_up(self, repair: bool = False) -> list[Event]:
+    def _catch_up(self, repair: bool = False, size: int | None = None) -> list[Event]:
         """Read lines other processes appended since ``offset``; caller holds ``lock``.
 
         With ``repair`` (caller also holds the flock, so no live writer is mid-line)
         a torn tail is cut off and kept beside the journal in ``<journal>.torn``.
         """
-        size = os.fstat(self.fd).st_size
+        if size is None:
+            size = os.fstat(self.fd).st_size
         if size < self.offset:
             self.poisoned = True
             raise JournalCorrupt(
@@ -258,8 +261,8 @@ class Journal:
             if self.poisoned:
                 raise StorageError(f"{self.path}: an earlier write failed; reopen the journal")
             with self._flocked():
-                self._check_same_file()
-                caught = self._catch_up(repair=True)
+                size = self._check_same_file()
+                caught = self._catch_up(repair=True, size=size)
                 start = pos = self.offset
                 chunks: list[bytes] = []
                 written: list[tuple[_Call, list[Event]]] = []
@@ -416,8 +419,8 @@ class Journal:
         with self.lock:
             if self.poisoned or self.deleted:
                 return []
-            self._check_same_file()
-            events = self._catch_up(repair=False)
+            size = self._check_same_file()
+            events = self._catch_up(repair=False, size=size)
             end = self.offset
         if events:
             self._commit(end)

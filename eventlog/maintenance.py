@@ -10,8 +10,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from . import compactor
 from .errors import EventLogError
 from .events import Event
@@ -144,7 +142,7 @@ def verify(root: str | os.PathLike[str], progress: Progress = None) -> tuple[int
                     f"covers offset {snap.journal_offset} but the journal has {size} bytes",
                 )
             )
-        elif msgspec.structs.replace(to_session(snap)) != fold(sid, upto):
+        elif to_session(snap) != fold(sid, upto):
             problems.append(
                 Problem(snap_file, f"differs from the journal folded to seq {snap.seq}")
             )

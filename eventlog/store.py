@@ -216,10 +216,11 @@ class Store(Watching):
         session = fold(sid, [first])
         # the canonical JSON exists from the start (the compactor only sees journals
         # with new events, and a session may never get one)
-        write_snapshot(path, session, len_of(path))
+        size = len_of(path)
+        write_snapshot(path, session, size)
         with self._mu:
             self._paths[sid] = path
-        self.index.apply([(session, [first], self.layout.relative(path), len_of(path))])
+        self.index.apply([(session, [first], self.layout.relative(path), size)])
         self.hub.emit(Lifecycle("session.started", sid, summarize(session)))
         return session
 
@@ -349,16 +350,26 @@ class Store(Watching):
 
     # -- delete ------------------------------------------------------------------------
 
+    def _untrack(self, session_id: str) -> Journal | None:
+        """Forget a session in this process's maps; returns its journal if it was open."""
+        with self._mu:
+            self._paths.pop(session_id, None)
+            self._dirty_index.pop(session_id, None)
+            self._dirty_snap.pop(session_id, None)
+            return self._journals.pop(session_id, None)
+
+    def _announce_gone(self, session_id: str) -> None:
+        """Drop the list row and tell listeners (our delete, or another process's)."""
+        self.index.remove(session_id)
+        self.hub.emit(Lifecycle("session.deleted", session_id, None))
+
     def delete(self, session_id: str) -> None:
         """Delete a session, crash-atomically: the rename of its journal into the trash
         is the commit point; snapshot and torn tail are removed before it (so a crash
         never leaves a deleted session's JSON behind), the trash copy after it."""
         path = self.path_of(session_id)
         with self.compact_lock:
-            with self._mu:
-                j = self._journals.pop(session_id, None)
-                self._dirty_index.pop(session_id, None)
-                self._dirty_snap.pop(session_id, None)
+            j = self._untrack(session_id)
             trash = os.path.join(self.layout.trash, f"{session_id}.{os.urandom(4).hex()}.jsonl")
             lock_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -383,10 +394,7 @@ class Store(Watching):
                     os.unlink(leftover)
             if j is not None:
                 j.close()
-        with self._mu:
-            self._paths.pop(session_id, None)
-        self.index.remove(session_id)
-        self.hub.emit(Lifecycle("session.deleted", session_id, None))
+        self._announce_gone(session_id)
 
     # -- derived data: index and snapshots -------------------------------------------------
 

@@ -37,6 +37,12 @@ class Watching:
     def path_of(self, session_id: str) -> str:
         raise NotImplementedError
 
+    def _untrack(self, session_id: str) -> Journal | None:
+        raise NotImplementedError
+
+    def _announce_gone(self, session_id: str) -> None:
+        raise NotImplementedError
+
     def refresh(self, session_id: str) -> list[Event]:
         """Pick up events another process appended to a journal we have open; for one we
         do not have open, publish them too (the watcher calls this on file changes)."""
@@ -53,16 +59,11 @@ class Watching:
 
     def forget(self, session_id: str) -> None:
         """A journal vanished underneath us (another process deleted it)."""
-        with self._mu:
-            j = self._journals.pop(session_id, None)
-            self._paths.pop(session_id, None)
-            self._dirty_index.pop(session_id, None)
-            self._dirty_snap.pop(session_id, None)
+        j = self._untrack(session_id)
         if j is not None:
             j.deleted = True
             j.close()
-        self.index.remove(session_id)
-        self.hub.emit(Lifecycle("session.deleted", session_id, None))
+        self._announce_gone(session_id)
 
     def watch(self, session_id: str) -> int:
         """Keep the session's journal open (so events that other processes append are
