@@ -1,13 +1,14 @@
 """Benchmark the server over real sockets; run by hand, it reports and asserts nothing.
 
     .venv/bin/python bench/bench_server.py [--seconds 5] [--clients 32] [--windows 100]
-                                           [--sessions 100000] [--skip-startup]
+                                           [--sessions 100000] [--rounds 3] [--skip-startup]
 
 Every server runs in its own process (a bare aiohttp JSON echo as the baseline, then
 ``python -m server serve``); this process is the load generator. Measured:
 
 - HTTP: echo vs durable ``/append`` (fsync=always) with N keep-alive clients, on one
-  shared session (group commit) and on one session per client; req/s, p50/p99.
+  shared session (group commit) and on one session per client; req/s, p50/p99;
+  alternating for R rounds, medians (and the median of the per-round ratios).
   Goal: append >= 50% of echo.
 - WebSocket: durable append + ack round trips with N clients.
 - Fan-out: one writer, W subscribed windows; time from the writer's ack (and from its
@@ -24,6 +25,7 @@ import asyncio
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -181,38 +183,57 @@ async def start_sessions(base: str, n: int) -> list[str]:
 
 
 async def bench_http(args: argparse.Namespace, base: str) -> None:
+    """Echo and append runs alternate, ``--rounds`` times: this machine's neighbours
+    come and go, so each append rate is compared with the echo rate of its own round."""
     port = free_port()
     echo = Proc([sys.executable, "-c", ECHO_SERVER, str(port)])
-    try:
-        body = {"session_id": "x" * 12, "role": "user", "content": "hello " * 20}
-        rate, lat, cpu = await http_load(
-            f"http://127.0.0.1:{port}/echo", lambda k: body, args.clients, args.seconds, echo.p.pid
-        )
-    finally:
-        echo.stop()
-    echo_rate = rate
-    report(
-        "HTTP echo baseline (bare aiohttp)",
-        f"{rate:,.0f} req/s",
-        f"p50 {ms(pct(lat, 0.5))} p99 {ms(pct(lat, 0.99))}, server CPU {us(cpu)}/req",
-    )
     [shared] = await start_sessions(base, 1)
     own = await start_sessions(base, args.clients)
+    body = {"session_id": "x" * 12, "role": "user", "content": "hello " * 20}
+    cases: list[tuple[str, str, Callable[[int], dict], int]] = [
+        (
+            "HTTP echo baseline (bare aiohttp)",
+            f"http://127.0.0.1:{port}/echo",
+            lambda k: body,
+            echo.p.pid,
+        ),
+    ]
     for label, pick in (
         ("one shared session", lambda k: shared),
         ("one session per client", lambda k: own[k]),
     ):
-        rate, lat, cpu = await http_load(
-            f"{base}api/sessions/append",
-            lambda k, pick=pick: {"session_id": pick(k), "role": "user", "content": "hello " * 20},
-            args.clients,
-            args.seconds,
-            args.server_pid,
+        cases.append(
+            (
+                f"HTTP durable append, {label}",
+                f"{base}api/sessions/append",
+                lambda k, pick=pick: {
+                    "session_id": pick(k),
+                    "role": "user",
+                    "content": "hello " * 20,
+                },
+                args.server_pid,
+            )
         )
+    runs: dict[str, list[tuple[float, list[float], float]]] = {c[0]: [] for c in cases}
+    try:
+        for _ in range(args.rounds):
+            for label, url, bodies, pid in cases:
+                runs[label].append(await http_load(url, bodies, args.clients, args.seconds, pid))
+    finally:
+        echo.stop()
+    echo_runs = runs[cases[0][0]]
+    for label, *_ in cases:
+        rates = [r for r, _, _ in runs[label]]
+        lat = [x for _, ls, _ in runs[label] for x in ls]
+        cpu = statistics.median(c for _, _, c in runs[label])
+        ratios = [r / e for r, (e, _, _) in zip(rates, echo_runs, strict=True)]
+        vs_echo = "" if label == cases[0][0] else f" = {statistics.median(ratios):.0%} of echo"
         report(
-            f"HTTP durable append, {label}",
-            f"{rate:,.0f} req/s = {rate / echo_rate:.0%} of echo",
-            f"p50 {ms(pct(lat, 0.5))} p99 {ms(pct(lat, 0.99))}, server CPU {us(cpu)}/req",
+            label,
+            f"{statistics.median(rates):,.0f} req/s{vs_echo}",
+            f"p50 {ms(pct(lat, 0.5))} p99 {ms(pct(lat, 0.99))}, server CPU {us(cpu)}/req; "
+            f"rounds {'/'.join(f'{r:,.0f}' for r in rates)}"
+            + (f" ({'/'.join(f'{x:.0%}' for x in ratios)})" if vs_echo else ""),
         )
 
 
@@ -435,6 +456,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=5.0, help="per throughput phase")
+    p.add_argument("--rounds", type=int, default=3, help="echo/append alternations")
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--windows", type=int, default=100)
     p.add_argument("--fanout-messages", type=int, default=500)

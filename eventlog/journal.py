@@ -57,7 +57,7 @@ class _Sync:
     pending: list[tuple[int, list[Event], Summary | None]] = field(default_factory=list)
 
 
-class _Call:
+class Call:
     """One queued append (see ``Journal.append``)."""
 
     __slots__ = ("build", "done", "end", "error", "result")
@@ -68,6 +68,12 @@ class _Call:
         self.end = 0
         self.error: BaseException | None = None
         self.result: Any = None
+
+    def outcome(self) -> Any:
+        """The build's result, or its error (raised); call once ``end`` is committed."""
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
 class Journal:
@@ -89,7 +95,7 @@ class Journal:
         self._on_durable = on_durable
         self.lock = threading.RLock()  # serialises this process's writers and readers
         self._queue_lock = threading.Lock()
-        self._queue: list[_Call] = []
+        self._queue: list[Call] = []
         self._cond = threading.Condition(threading.Lock())
         self._publish = threading.Lock()
         self._sync = _Sync()
@@ -240,32 +246,67 @@ class Journal:
         (then they share the fsync too). Under contention that turns N rounds of
         syscalls and GIL hand-offs into one.
         """
-        call = _Call(build)
+        call = Call(build)
         with self._queue_lock:
             self._queue.append(call)
         with self.lock:
             if not call.done:
                 self._run_queue()
-        if call.error is not None:
-            if call.end:  # refused, but what other processes wrote still goes out
-                self._commit(call.end)
-            raise call.error
         self._commit(call.end)
-        return call.result  # type: ignore[no-any-return]
+        return call.outcome()  # type: ignore[no-any-return]
+
+    def try_write(
+        self, build: Callable[[Journal], tuple[list[Event], T]], wait: float = 0.002
+    ) -> Call | None:
+        """The first half of ``append`` for an event loop: build and write (no fsync),
+        or None if the journal stays busy for ``wait`` seconds or another process is
+        mid-write (the caller then falls back to ``append`` in a thread).
+
+        Writers in this process hold ``lock`` for microseconds (no fsync under it), so
+        a short wait here beats a thread hop; appends queued by threads meanwhile are
+        written along with this one. The caller awaits ``commit(call.end)`` elsewhere,
+        then takes ``call.outcome()``.
+        """
+        if not self.lock.acquire(timeout=wait):
+            return None
+        try:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None  # another process is mid-write: never wait for it here
+            call = Call(build)
+            with self._queue_lock:
+                batch, self._queue = self._queue, []
+            batch.append(call)
+            self._run_batch(batch, flocked=True)
+            return call
+        finally:
+            self.lock.release()
+
+    def commit(self, end: int) -> None:
+        """Wait until everything up to ``end`` is durable per the policy, publishing it."""
+        self._commit(end)
 
     def _run_queue(self) -> None:
         """Run and write every queued append; caller holds ``lock``."""
         with self._queue_lock:
             batch, self._queue = self._queue, []
+        self._run_batch(batch)
+
+    def _run_batch(self, batch: list[Call], flocked: bool = False) -> None:
+        """Run and write ``batch``; caller holds ``lock`` (and the flock if ``flocked``,
+        which is released here)."""
         try:
             if self.poisoned:
+                if flocked:
+                    fcntl.flock(self.fd, fcntl.LOCK_UN)
                 raise StorageError(f"{self.path}: an earlier write failed; reopen the journal")
-            with self._flocked():
+            with _FileLock(self.fd, held=flocked):
                 size = self._check_same_file()
                 caught = self._catch_up(repair=True, size=size)
                 start = pos = self.offset
                 chunks: list[bytes] = []
-                written: list[tuple[_Call, list[Event]]] = []
+                written: list[tuple[Call, list[Event]]] = []
                 for c in batch:
                     try:
                         events, c.result = c.build(self)
@@ -436,13 +477,15 @@ class Journal:
 class _FileLock:
     """``with`` an exclusive flock on an fd (other processes appending to the file)."""
 
-    __slots__ = ("fd",)
+    __slots__ = ("fd", "held")
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, held: bool = False) -> None:
         self.fd = fd
+        self.held = held  # already taken (with LOCK_NB): only release it
 
     def __enter__(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        if not self.held:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
 
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)

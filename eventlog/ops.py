@@ -271,3 +271,33 @@ def build_save(req: SaveRequest) -> Build:
         return events, SaveResult(seq, appended, edited)
 
     return build
+
+
+WriteRequest = (
+    AppendRequest
+    | DeltaRequest
+    | CompleteRequest
+    | EditRequest
+    | UpdateRequest
+    | RecordErrorRequest
+    | SaveRequest
+)
+
+
+def builder(req: WriteRequest) -> Build:
+    """The handler for any write request (a validated one: see ``requests.check``)."""
+    match req:
+        case AppendRequest():
+            return build_append(req)
+        case DeltaRequest():
+            return build_delta(req)
+        case CompleteRequest():
+            return build_complete(req)
+        case EditRequest():
+            return build_edit(req)
+        case UpdateRequest():
+            return build_update(req)
+        case RecordErrorRequest():
+            return build_error(req)
+        case SaveRequest():
+            return build_save(req)

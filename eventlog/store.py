@@ -24,7 +24,7 @@ from .events import Event, SessionStarted, SessionStartedData, new_event_id, now
 from .files import fsync_dir
 from .fold import fold
 from .index import Index, ListResult
-from .journal import FsyncPolicy, Journal, create
+from .journal import Call, FsyncPolicy, Journal, create
 from .layout import Layout
 from .model import Session, Summary, summarize
 from .notify import Hub, Lifecycle, Listener, Published
@@ -187,6 +187,25 @@ class Store(Watching):
             return result
         raise AssertionError("unreachable")
 
+    def try_write(self, session_id: str, build: ops.Build) -> tuple[Journal, Call] | None:
+        """Build and write (not fsync) on an open journal without waiting for any lock
+        or opening a file; None if that is not possible now (then use the blocking
+        method). The caller then runs ``journal.commit(call.end)`` before it reads
+        ``call.outcome()``: nothing is acknowledged before it is durable."""
+        with self._mu:
+            j = self._journals.get(session_id)
+            if j is None or j.poisoned or j.deleted:
+                return None
+            self._journals.move_to_end(session_id)
+        call = j.try_write(build)
+        if call is None or (j.deleted and isinstance(call.error, SessionNotFound)):
+            return None  # the blocking path reopens a replaced journal
+        if call.end:
+            with self._mu:
+                self._dirty_index[session_id] = j
+                self._dirty_snap[session_id] = j
+        return j, call
+
     # -- writes --------------------------------------------------------------------
 
     def start(self, req: StartRequest | None = None) -> Session:
@@ -224,34 +243,32 @@ class Store(Watching):
         self.hub.emit(Lifecycle("session.started", sid, summarize(session)))
         return session
 
+    def write(self, req: ops.WriteRequest) -> Any:
+        """Validate and run any write request (the methods below, by type)."""
+        req = check(req)
+        return self._write(req.session_id, ops.builder(req))
+
     def append(self, req: AppendRequest) -> ops.Result:
         """Append a message (``partial=True`` starts a streaming message)."""
-        req = check(req)
-        return self._write(req.session_id, ops.build_append(req))  # type: ignore[no-any-return]
+        return self.write(req)  # type: ignore[no-any-return]
 
     def delta(self, req: DeltaRequest) -> ops.Result:
-        req = check(req)
-        return self._write(req.session_id, ops.build_delta(req))  # type: ignore[no-any-return]
+        return self.write(req)  # type: ignore[no-any-return]
 
     def complete(self, req: CompleteRequest) -> ops.Result:
-        req = check(req)
-        return self._write(req.session_id, ops.build_complete(req))  # type: ignore[no-any-return]
+        return self.write(req)  # type: ignore[no-any-return]
 
     def edit(self, req: EditRequest) -> ops.Result:
-        req = check(req)
-        return self._write(req.session_id, ops.build_edit(req))  # type: ignore[no-any-return]
+        return self.write(req)  # type: ignore[no-any-return]
 
     def update(self, req: UpdateRequest) -> ops.Result:
-        req = check(req)
-        return self._write(req.session_id, ops.build_update(req))  # type: ignore[no-any-return]
+        return self.write(req)  # type: ignore[no-any-return]
 
     def record_error(self, req: RecordErrorRequest) -> ops.Result:
-        req = check(req)
-        return self._write(req.session_id, ops.build_error(req))  # type: ignore[no-any-return]
+        return self.write(req)  # type: ignore[no-any-return]
 
     def save(self, req: SaveRequest) -> ops.SaveResult:
-        req = check(req)
-        return self._write(req.session_id, ops.build_save(req))  # type: ignore[no-any-return]
+        return self.write(req)  # type: ignore[no-any-return]
 
     # -- reads -----------------------------------------------------------------------
 
