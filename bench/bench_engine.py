@@ -10,6 +10,8 @@ Everything is measured in one run, store and baseline side by side, on one files
    on its own file (goal >= 80 % of raw); also raw-32 / raw-1.
 3. 32 writer threads on ONE session: group commit (goal >= 5x one writer); counts the
    fdatasync calls the journal makes (``eventlog.journal.fdatasync`` is wrapped).
+2b/3b. the same through the async API (``FileBackend``, the server's path): 32 asyncio
+   tasks instead of threads; 3b is compared with one task and with one thread.
 4. load of a 10,000-message session vs ``msgspec.json.Decoder().decode_lines`` of the
    same journal bytes (goal <= 2x): cold after compaction (snapshot + empty tail), cold
    without a snapshot (the whole journal folded), hot (journal open in the store).
@@ -21,6 +23,7 @@ Timing is never asserted anywhere: this prints a table for a person to read.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import itertools
 import os
@@ -39,6 +42,7 @@ from pathlib import Path
 import msgspec
 
 import eventlog.journal as journal_mod
+from eventlog.backend import FileBackend
 from eventlog.events import decoder as event_decoder
 from eventlog.requests import AppendRequest, StartRequest
 from eventlog.snapshot import snapshot_path
@@ -153,6 +157,33 @@ def run_threads(workers: list[Callable[[], object]], duration: float) -> Rate:
     if errors:
         raise errors[0]
     return Rate(sum(counts), elapsed, f1 - f0 - 1)
+
+
+def run_tasks(
+    loop: asyncio.AbstractEventLoop,
+    backend: FileBackend,
+    reqs: list[AppendRequest],
+    duration: float,
+) -> Rate:
+    """One asyncio task per request repeats ``backend.append`` until the deadline."""
+
+    async def run() -> Rate:
+        counts = [0] * len(reqs)
+        end = now_ns() + int(duration * 1e9)
+
+        async def writer(i: int, req: AppendRequest) -> None:
+            n = 0
+            while now_ns() < end:
+                await backend.append(req)
+                n += 1
+            counts[i] = n
+
+        f0, t0 = fsync_count(), now_ns()
+        await asyncio.gather(*(writer(i, r) for i, r in enumerate(reqs)))
+        elapsed, f1 = (now_ns() - t0) / 1e9, fsync_count()
+        return Rate(sum(counts), elapsed, f1 - f0 - 1)
+
+    return loop.run_until_complete(run())
 
 
 # -- the report -------------------------------------------------------------------------
@@ -318,7 +349,12 @@ def bench_concurrent(
     os.makedirs(raw_dir)
     fds = [open_append(os.path.join(raw_dir, f"{i}.jsonl")) for i in range(writers)]
     store = Store(os.path.join(root, "conc"), fsync="always", background=background)
-    runs: dict[str, list[Rate]] = {k: [] for k in ("raw1", "rawN", "one", "many", "shared")}
+    # the same store through its async API: the server's path (writes on the loop,
+    # fsyncs in LoopSyncer's threads); writers are asyncio tasks, not threads
+    backend = FileBackend(store.layout.root, store=store)
+    loop = asyncio.new_event_loop()
+    kinds = ("raw1", "rawN", "one", "many", "shared", "a_one", "a_many", "a_shared")
+    runs: dict[str, list[Rate]] = {k: [] for k in kinds}
     try:
         sids = [store.start(StartRequest(title=f"w{i}")).session_id for i in range(writers)]
         reqs = [AppendRequest(session_id=s, role="user", content=CONTENT) for s in sids]
@@ -334,9 +370,13 @@ def bench_concurrent(
             runs["shared"].append(run_threads([lambda: store.append(one)] * writers, duration))
             runs["rawN"].append(run_threads([partial(raw_append, fd) for fd in fds], duration))
             runs["many"].append(run_threads([partial(store.append, r) for r in reqs], duration))
+            runs["a_one"].append(run_tasks(loop, backend, [one], duration))
+            runs["a_shared"].append(run_tasks(loop, backend, [one] * writers, duration))
+            runs["a_many"].append(run_tasks(loop, backend, reqs, duration))
         head = store.head(sids[0])
     finally:
-        store.close()
+        loop.run_until_complete(backend.close())  # closes the store too
+        loop.close()
         for fd in fds:
             os.close(fd)
 
@@ -390,6 +430,41 @@ def bench_concurrent(
         ratio_of("one", "raw1"),
     )
 
+    a_one, a_many, a_shared = (med(k) for k in ("a_one", "a_many", "a_shared"))
+    ratio = ratio_of("a_many", "rawN")
+    row(
+        f"2b. {writers} async writers x {writers} sessions (lines/s)",
+        f"{a_many:,.0f}",
+        f"{raw_n:,.0f}",
+        ratio,
+        ">= 0.80x",
+        ratio >= 0.8,
+    )
+    row(f"   appends per fdatasync, async {writers} sessions", f"{per_fsync('a_many'):.2f}")
+    ratio = ratio_of("a_shared", "a_one")
+    row(
+        f"3b. {writers} async writers x 1 session (lines/s)",
+        f"{a_shared:,.0f}",
+        f"{a_one:,.0f}",
+        ratio,
+        ">= 5x 1 writer",
+        ratio >= 5,
+    )
+    ratio = ratio_of("a_shared", "one")
+    row(
+        "   ... vs the store's 1 thread writer (lines/s)",
+        f"{a_shared:,.0f}",
+        f"{ours1:,.0f}",
+        ratio,
+        ">= 5x 1 writer",
+        ratio >= 5,
+    )
+    row(
+        "   appends per fdatasync, async 1 session",
+        f"{per_fsync('a_shared'):.2f}",
+        f"{per_fsync('a_one'):.2f}",
+    )
+
     def spread(k: str) -> str:
         return "/".join(f"{r.per_s:,.0f}" for r in runs[k])
 
@@ -397,7 +472,9 @@ def bench_concurrent(
         f"2/3: {rounds} rounds x {duration:g} s per run, raw and store alternating; "
         f"medians of lines/s per round: raw-1 {spread('raw1')}; raw-{writers} "
         f"{spread('rawN')}; store 1 writer {spread('one')}; {writers}x{writers} "
-        f"{spread('many')}; {writers}x1 {spread('shared')} (head seq {head:,}). "
+        f"{spread('many')}; {writers}x1 {spread('shared')}; async 1 writer "
+        f"{spread('a_one')}; async {writers}x{writers} {spread('a_many')}; async "
+        f"{writers}x1 {spread('a_shared')} (head seq {head:,}). "
         f"Ratios are medians of the ratios within each round; the baseline of 3 is "
         f"the store's own one-writer rate."
     )

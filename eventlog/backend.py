@@ -7,7 +7,7 @@ conformance suite (tests/test_backend_conformance.py) runs against every backend
 ``FileBackend`` runs the synchronous ``Store`` on a thread pool, except the hot path:
 a write to an open, uncontended journal is built and written on the event loop (a few
 microseconds of CPU, and no thread hop for the GIL to convoy on), and only its fsync
-waits in a thread, one per journal at a time, shared by everything written meanwhile.
+waits in a thread (``syncer.py``), shared by everything written meanwhile.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any, Protocol, TypeVar
 
 from .events import Event
 from .index import ListResult
-from .journal import FsyncPolicy, Journal
+from .journal import Call, FsyncPolicy, Journal
 from .model import Session
 from .notify import Notice
-from .ops import Result, SaveResult, WriteRequest, builder
+from .ops import Build, Result, SaveResult, WriteRequest, builder
 from .requests import (
     AppendRequest,
     CompleteRequest,
@@ -43,6 +43,7 @@ from .requests import (
     check,
 )
 from .store import LoadResult, Store
+from .syncer import LoopSyncer
 
 T = TypeVar("T")
 
@@ -78,16 +79,6 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
-class _Waiting:
-    """Appends written on the loop, waiting for a journal's next fsync."""
-
-    __slots__ = ("running", "waiters")
-
-    def __init__(self) -> None:
-        self.running = False
-        self.waiters: builtins.list[tuple[int, asyncio.Future[None]]] = []
-
-
 class FileBackend:
     """``Backend`` over a ``Store`` in a data directory."""
 
@@ -101,7 +92,8 @@ class FileBackend:
     ) -> None:
         self.store = store or Store(root, fsync=fsync, reconcile="background")
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="eventlog")
-        self._syncing: dict[Journal, _Waiting] = {}
+        self._syncer = LoopSyncer()
+        self._batches: dict[str, builtins.list[tuple[Build, asyncio.Future[Any]]]] = {}
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
@@ -132,60 +124,40 @@ class FileBackend:
 
     async def _write(self, req: WriteRequest) -> Any:
         """Build and write on the loop when the journal is open and free (microseconds,
-        no thread hop), then await the fsync, which one pool thread per journal runs for
-        every append written meanwhile; otherwise the whole write runs in the pool."""
+        no thread hop), then await the fsync that ``LoopSyncer`` runs for everything
+        written meanwhile; otherwise the whole write runs in the pool.
+
+        Writes to one session that arrive in the same loop iteration go out together
+        (``_flush``): one flock, stat and write for all of them."""
         req = check(req)
-        tried = self.store.try_write(req.session_id, builder(req))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[Journal, Call] | None] = loop.create_future()
+        batch = self._batches.get(req.session_id)
+        if batch is None:
+            batch = self._batches[req.session_id] = []
+            loop.call_soon(self._flush, req.session_id)
+        batch.append((builder(req), fut))
+        tried = await fut
         if tried is None:
             return await self._run(self.store.write, req)
         journal, call = tried
         if call.end:
-            await self._durable(journal, call.end)
+            if self.store.fsync == "always":
+                await self._syncer.durable(journal, call.end)
+            else:
+                journal.commit(call.end)  # no fsync to wait for: publishes at once
         return call.outcome()
 
-    async def _durable(self, journal: Journal, end: int) -> None:
-        """Wait until ``journal`` is durable (and published) up to ``end``."""
-        if self.store.fsync != "always":
-            journal.commit(end)  # publishes at once; no fsync to wait for
+    def _flush(self, session_id: str) -> None:
+        batch = [(b, f) for b, f in self._batches.pop(session_id) if not f.done()]
+        try:
+            tried = self.store.try_write(session_id, [b for b, _ in batch])
+        except Exception as e:  # e.g. invalid session id: each caller gets the error
+            for _, f in batch:
+                f.set_exception(e)
             return
-        if journal.durable_offset >= end:
-            return  # an fsync that started after the write covered it, and published it
-        waiting = self._syncing.get(journal)
-        if waiting is None:
-            waiting = self._syncing[journal] = _Waiting()
-        fut = asyncio.get_running_loop().create_future()
-        waiting.waiters.append((end, fut))
-        if not waiting.running:
-            self._sync(journal, waiting)
-        await fut
-
-    def _sync(self, journal: Journal, waiting: _Waiting) -> None:
-        # ``sync`` fsyncs everything written so far (group commit with any other
-        # writers of the journal) and publishes it before this future completes, so
-        # listeners hear an event no later than its writer's acknowledgement.
-        waiting.running = True
-        done = asyncio.get_running_loop().run_in_executor(self._pool, journal.sync)
-        done.add_done_callback(partial(self._synced, journal, waiting))
-
-    def _synced(self, journal: Journal, waiting: _Waiting, done: asyncio.Future[None]) -> None:
-        waiting.running = False
-        err = done.exception() if not done.cancelled() else asyncio.CancelledError()
-        durable = journal.durable_offset
-        later: builtins.list[tuple[int, asyncio.Future[None]]] = []
-        for end, fut in waiting.waiters:
-            if fut.done():  # its request was cancelled (the client went away)
-                continue
-            if end <= durable:
-                fut.set_result(None)
-            elif err is not None:  # a failed fsync: nothing after ``durable`` is acked
-                fut.set_exception(err)
-            else:
-                later.append((end, fut))  # written while that fsync ran: the next one
-        waiting.waiters = later
-        if later:
-            self._sync(journal, waiting)
-        else:
-            del self._syncing[journal]
+        for i, (_, f) in enumerate(batch):
+            f.set_result(None if tried is None else (tried[0], tried[1][i]))
 
     async def load(self, req: LoadRequest) -> LoadResult:
         return await self._run(self.store.load, req)
@@ -207,6 +179,8 @@ class FileBackend:
 
     async def refresh(self, session_id: str) -> None:
         """A journal changed on disk (the server's file watcher calls this)."""
+        if self.store.unchanged(session_id):
+            return  # our own append: skip the thread hop and the journal lock
         await self._run(self.store.external_change, session_id)
 
     async def export(self, req: ExportRequest) -> AsyncIterator[bytes]:
@@ -262,5 +236,6 @@ class FileBackend:
         return self.store.subscribe(hop)
 
     async def close(self) -> None:
+        await self._run(self._syncer.close)
         await self._run(self.store.close)
         self._pool.shutdown(wait=True)

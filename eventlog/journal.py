@@ -256,15 +256,16 @@ class Journal:
         return call.outcome()  # type: ignore[no-any-return]
 
     def try_write(
-        self, build: Callable[[Journal], tuple[list[Event], T]], wait: float = 0.002
-    ) -> Call | None:
-        """The first half of ``append`` for an event loop: build and write (no fsync),
-        or None if the journal stays busy for ``wait`` seconds or another process is
-        mid-write (the caller then falls back to ``append`` in a thread).
+        self, builds: list[Callable[[Journal], tuple[list[Event], Any]]], wait: float = 0.002
+    ) -> list[Call] | None:
+        """The first half of ``append`` for an event loop: build and write ``builds`` in
+        order, with one flock, stat and write (no fsync), or None if the journal stays
+        busy for ``wait`` seconds or another process is mid-write (the caller then falls
+        back to ``append`` in a thread).
 
         Writers in this process hold ``lock`` for microseconds (no fsync under it), so
         a short wait here beats a thread hop; appends queued by threads meanwhile are
-        written along with this one. The caller awaits ``commit(call.end)`` elsewhere,
+        written along with these. The caller awaits ``commit(call.end)`` elsewhere,
         then takes ``call.outcome()``.
         """
         if not self.lock.acquire(timeout=wait):
@@ -274,12 +275,11 @@ class Journal:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return None  # another process is mid-write: never wait for it here
-            call = Call(build)
+            calls = [Call(b) for b in builds]
             with self._queue_lock:
                 batch, self._queue = self._queue, []
-            batch.append(call)
-            self._run_batch(batch, flocked=True)
-            return call
+            self._run_batch(batch + calls, flocked=True)
+            return calls
         finally:
             self.lock.release()
 

@@ -1,12 +1,14 @@
 """Request Structs: the single source of validation, error messages and API schema.
 
-The server decodes request bodies straight into these; the engine re-checks any it is
-handed (``check``), so Python callers get the same errors as HTTP clients.
+The server decodes request bodies straight into these; the engine checks any it is
+handed that did not come from ``parse`` (``check``), so Python callers get the same
+errors as HTTP clients.
 """
 
 from __future__ import annotations
 
 import re
+import weakref
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -40,19 +42,19 @@ Date = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}(T[0-9:.]+Z?)?$", descrip
 _SID_RE = re.compile(SESSION_ID_PATTERN)
 
 
-class StartRequest(msgspec.Struct, frozen=True, kw_only=True):
+class StartRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     user_name: Annotated[str, Meta(min_length=1, max_length=200)] = "User"
     metadata: Metadata = msgspec.field(default_factory=lambda: {"type": "chat"})
     title: Title = ""
 
 
-class LoadRequest(msgspec.Struct, frozen=True, kw_only=True):
+class LoadRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     session_id: SessionId
     message_limit: Annotated[int, Meta(ge=1)] | None = None
     message_before: Annotated[int, Meta(ge=0)] | None = None
 
 
-class ListRequest(msgspec.Struct, frozen=True, kw_only=True):
+class ListRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
     offset: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0  # SQLite's largest integer
     query: Annotated[str, Meta(max_length=500)] | None = None
@@ -63,7 +65,7 @@ class ListRequest(msgspec.Struct, frozen=True, kw_only=True):
     archived: bool | None = False
 
 
-class AppendRequest(msgspec.Struct, frozen=True, kw_only=True):
+class AppendRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     session_id: SessionId
     role: Role
     content: Content
@@ -75,7 +77,7 @@ class AppendRequest(msgspec.Struct, frozen=True, kw_only=True):
     timestamp: Date | None = None
 
 
-class DeltaRequest(msgspec.Struct, frozen=True, kw_only=True):
+class DeltaRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     session_id: SessionId
     message_id: ItemId
     content: Content
@@ -83,14 +85,14 @@ class DeltaRequest(msgspec.Struct, frozen=True, kw_only=True):
     id: ItemId | None = None
 
 
-class CompleteRequest(msgspec.Struct, frozen=True, kw_only=True):
+class CompleteRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     session_id: SessionId
     message_id: ItemId
     content: Content | None = None
     id: ItemId | None = None
 
 
-class EditRequest(msgspec.Struct, frozen=True, kw_only=True):
+class EditRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     session_id: SessionId
     message_id: ItemId
     content: Content
@@ -98,7 +100,7 @@ class EditRequest(msgspec.Struct, frozen=True, kw_only=True):
     id: ItemId | None = None
 
 
-class UpdateRequest(msgspec.Struct, frozen=True, kw_only=True):
+class UpdateRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     session_id: SessionId
     title: Title | None = None
     tags: Tags | None = None
@@ -109,7 +111,7 @@ class UpdateRequest(msgspec.Struct, frozen=True, kw_only=True):
     id: ItemId | None = None
 
 
-class SaveMessage(msgspec.Struct, frozen=True, kw_only=True):
+class SaveMessage(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     """One message of a client's full list (the seed's shape, ``message_id`` optional)."""
 
     role: Role
@@ -119,18 +121,18 @@ class SaveMessage(msgspec.Struct, frozen=True, kw_only=True):
     message_id: ItemId | None = None
 
 
-class SaveRequest(msgspec.Struct, frozen=True, kw_only=True):
+class SaveRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     session_id: SessionId
     messages: Annotated[list[SaveMessage], Meta(max_length=MAX_SAVE_MESSAGES)] | None = None
     metadata: Metadata | None = None
     expected_seq: Seq | None = None
 
 
-class DeleteRequest(msgspec.Struct, frozen=True, kw_only=True):
+class DeleteRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     session_id: SessionId
 
 
-class RecordErrorRequest(msgspec.Struct, frozen=True, kw_only=True):
+class RecordErrorRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     session_id: SessionId
     message: Content
     details: Any = None
@@ -140,7 +142,7 @@ class RecordErrorRequest(msgspec.Struct, frozen=True, kw_only=True):
 ExportFormat = Literal["openai", "sharegpt", "events", "markdown"]
 
 
-class ExportRequest(msgspec.Struct, frozen=True, kw_only=True):
+class ExportRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     session_id: SessionId | None = None
     session_ids: Annotated[list[SessionId], Meta(max_length=100_000)] | None = None
     all: bool = False
@@ -188,7 +190,21 @@ def parse(kind: type[R], data: bytes | str | dict[str, Any]) -> R:
         raise InvalidRequest(TOO_DEEP, None) from None
     if _may_be_deep(data) and too_deep(out):
         raise InvalidRequest(TOO_DEEP, None)
+    _remember(out)
     return out
+
+
+# Requests that ``parse`` produced, so ``check`` does not validate them a second time
+# (the server parses every body, then hands the Struct to the engine). Keyed by id and
+# held weakly: an entry goes when its request does, so an id is never mistaken.
+_parsed: dict[int, weakref.ref[Any]] = {}
+
+
+def _remember(req: Any) -> None:
+    if not type(req).__weakrefoffset__:
+        return  # not a request type (the server's WebSocket frames): nothing checks it
+    key = id(req)
+    _parsed[key] = weakref.ref(req, lambda _ref: _parsed.pop(key, None))
 
 
 def _may_be_deep(data: bytes | str | dict[str, Any]) -> bool:
@@ -224,7 +240,11 @@ def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
 
 
 def check(req: R) -> R:
-    """Validate a request Struct built by a Python caller (constructors do not check)."""
+    """Validate a request Struct built by a Python caller (constructors do not check);
+    one that ``parse`` produced is valid already."""
+    ref = _parsed.get(id(req))
+    if ref is not None and ref() is req:
+        return req
     return parse(type(req), msgspec.json.encode(req))
 
 

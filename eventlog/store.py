@@ -187,24 +187,28 @@ class Store(Watching):
             return result
         raise AssertionError("unreachable")
 
-    def try_write(self, session_id: str, build: ops.Build) -> tuple[Journal, Call] | None:
-        """Build and write (not fsync) on an open journal without waiting for any lock
-        or opening a file; None if that is not possible now (then use the blocking
-        method). The caller then runs ``journal.commit(call.end)`` before it reads
-        ``call.outcome()``: nothing is acknowledged before it is durable."""
+    def try_write(
+        self, session_id: str, builds: builtins.list[ops.Build]
+    ) -> tuple[Journal, builtins.list[Call]] | None:
+        """Build and write (not fsync) on an open journal without waiting for another
+        process or opening a file; None if that is not possible now (then use the
+        blocking ``write``). The caller then runs ``journal.commit(call.end)`` before it
+        reads ``call.outcome()``: nothing is acknowledged before it is durable."""
         with self._mu:
             j = self._journals.get(session_id)
             if j is None or j.poisoned or j.deleted:
                 return None
             self._journals.move_to_end(session_id)
-        call = j.try_write(build)
-        if call is None or (j.deleted and isinstance(call.error, SessionNotFound)):
-            return None  # the blocking path reopens a replaced journal
-        if call.end:
-            with self._mu:
+        calls = j.try_write(builds)
+        if calls is None:
+            return None
+        if j.deleted and any(isinstance(c.error, SessionNotFound) for c in calls):
+            return None  # replaced underneath us: ``write`` reopens it (nothing written)
+        if any(c.error is None for c in calls):  # as ``_write``: a failed write marks
+            with self._mu:  # nothing (its journal is poisoned and will be re-read)
                 self._dirty_index[session_id] = j
                 self._dirty_snap[session_id] = j
-        return j, call
+        return j, calls
 
     # -- writes --------------------------------------------------------------------
 

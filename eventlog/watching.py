@@ -3,6 +3,7 @@ file watcher drives (and ``watch``/``unwatch``, which keep a journal open meanwh
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -56,6 +57,20 @@ class Watching:
                 self._dirty_index[session_id] = j
                 self._dirty_snap[session_id] = j
         return events
+
+    def unchanged(self, session_id: str) -> bool:
+        """Is the journal open here and the file exactly what we wrote or read (same
+        inode, size at our offset)? Then a change the watcher saw was our own append and
+        needs no ``external_change``: one stat, no lock, safe on an event loop."""
+        with self._mu:
+            j = self._journals.get(session_id)
+        if j is None or j.poisoned or j.deleted:
+            return False
+        try:
+            st = os.stat(j.path)
+        except OSError:
+            return False
+        return st.st_ino == j.ino and st.st_size == j.offset
 
     def forget(self, session_id: str) -> None:
         """A journal vanished underneath us (another process deleted it)."""

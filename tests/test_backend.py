@@ -148,7 +148,7 @@ async def test_the_loop_steps_aside_while_another_process_holds_the_journal(
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         req = AppendRequest(session_id=sid, role="user", content="later")
-        assert backend.store.try_write(sid, build_append(req)) is None
+        assert backend.store.try_write(sid, [build_append(req)]) is None
         task = asyncio.create_task(backend.append(req))
         ticks = 0
         for _ in range(10):  # the loop stays free while the append waits in its thread

@@ -1,0 +1,119 @@
+"""Durability for appends written on an event loop: fsyncs in a few threads, in batches.
+
+An append written on the loop (``Journal.try_write``) awaits ``LoopSyncer.durable``.
+Each journal has at most one fsync queued or running on its behalf; appends written
+meanwhile wait for the next one (group commit). The threads take every journal queued
+so far, fsync each (``Journal.sync``, which also publishes what became durable) and
+wake the loop once per batch, so a burst of appends over many sessions costs a handful
+of thread hand-offs, not one per append.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+
+from .journal import Journal
+
+
+class _Waiting:
+    """One journal's appends waiting for its next fsync (touched on the loop only)."""
+
+    __slots__ = ("queued", "waiters")
+
+    def __init__(self) -> None:
+        self.queued = False  # an fsync for this journal is queued or running
+        self.waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+
+class LoopSyncer:
+    """fsyncs journals for one event loop; ``close`` stops its threads."""
+
+    def __init__(self, threads: int = 2) -> None:
+        self._waiting: dict[Journal, _Waiting] = {}
+        self._cv = threading.Condition(threading.Lock())
+        self._todo: dict[Journal, None] = {}  # an ordered set, guarded by _cv
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"eventlog-fsync-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for t in self._threads:
+            t.start()
+
+    async def durable(self, journal: Journal, end: int) -> None:
+        """Return once ``journal`` is on disk (and published) up to byte ``end``; raise
+        the journal's StorageError if the fsync that should cover it fails."""
+        if journal.durable_offset >= end:
+            return  # an fsync that began after the write covered it (and published it)
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        waiting = self._waiting.get(journal)
+        if waiting is None:
+            waiting = self._waiting[journal] = _Waiting()
+        fut = loop.create_future()
+        waiting.waiters.append((end, fut))
+        if not waiting.queued:
+            self._queue(journal, waiting)
+        await fut
+
+    def _queue(self, journal: Journal, waiting: _Waiting) -> None:
+        waiting.queued = True
+        with self._cv:
+            self._todo[journal] = None
+            self._cv.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._todo and not self._closed:
+                    self._cv.wait()
+                if not self._todo:
+                    return
+                batch = list(self._todo)
+                self._todo.clear()
+                loop = self._loop
+            done: list[tuple[Journal, Exception | None]] = []
+            for journal in batch:
+                try:
+                    journal.sync()  # everything written so far; publishes it too
+                    done.append((journal, None))
+                except Exception as e:  # a StorageError: the journal is poisoned
+                    done.append((journal, e))
+            if loop is not None and not loop.is_closed():
+                # RuntimeError: the loop closed meanwhile, and nobody waits any more
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._synced, done)
+
+    def _synced(self, done: list[tuple[Journal, Exception | None]]) -> None:
+        for journal, err in done:
+            waiting = self._waiting.get(journal)
+            if waiting is None:
+                continue
+            waiting.queued = False
+            durable = journal.durable_offset
+            later = []
+            for end, fut in waiting.waiters:
+                if fut.done():  # its request was cancelled (the client went away)
+                    continue
+                if end <= durable:
+                    fut.set_result(None)
+                elif err is not None:  # a failed fsync: nothing past ``durable`` is acked
+                    fut.set_exception(err)
+                else:
+                    later.append((end, fut))  # written while that fsync ran: the next one
+            waiting.waiters = later
+            if later:
+                self._queue(journal, waiting)
+            else:
+                del self._waiting[journal]
+
+    def close(self) -> None:
+        """Finish the fsyncs already queued, then stop the threads (blocks)."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join()
