@@ -2,16 +2,17 @@
 
 An append written on the loop (``Journal.try_write``) awaits ``LoopSyncer.durable``.
 Each journal has at most one fsync queued or running on its behalf; appends written
-meanwhile wait for the next one (group commit). The threads take every journal queued
-so far, fsync each (``Journal.sync``, which also publishes what became durable) and
-wake the loop once per batch, so a burst of appends over many sessions costs a handful
-of thread hand-offs, not one per append.
+meanwhile wait for the next one (group commit). A thread takes its share of the
+journals queued so far, fsyncs each (``Journal.sync``, which also publishes what became
+durable) and wakes the loop once per share: one session's burst costs one hand-off,
+and many sessions' fsyncs run side by side, as the disk allows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 
 from .journal import Journal
@@ -30,7 +31,7 @@ class _Waiting:
 class LoopSyncer:
     """fsyncs journals for one event loop; ``close`` stops its threads."""
 
-    def __init__(self, threads: int = 2) -> None:
+    def __init__(self, threads: int = 16) -> None:
         self._waiting: dict[Journal, _Waiting] = {}
         self._cv = threading.Condition(threading.Lock())
         self._todo: dict[Journal, None] = {}  # an ordered set, guarded by _cv
@@ -72,8 +73,14 @@ class LoopSyncer:
                     self._cv.wait()
                 if not self._todo:
                     return
-                batch = list(self._todo)
-                self._todo.clear()
+                # a share of what is queued, so idle threads fsync other journals at
+                # the same time (the disk runs fsyncs of different files in parallel)
+                share = -(-len(self._todo) // len(self._threads))
+                batch = list(itertools.islice(self._todo, share))
+                for journal in batch:
+                    del self._todo[journal]
+                if self._todo:
+                    self._cv.notify()
                 loop = self._loop
             done: list[tuple[Journal, Exception | None]] = []
             for journal in batch:
