@@ -84,3 +84,50 @@ def read_tail(path: str, offset: int, last_seq: int) -> Scan:
     finally:
         os.close(fd)
     return scan(buf, offset, last_seq)
+
+
+def events_after(path: str, after_seq: int, window: int = 1 << 16) -> Scan:
+    """The complete lines of ``path`` with seq > ``after_seq`` (a subscriber's backlog),
+    found by bisecting the file on the seq of its lines, so a resume near the head reads
+    a few kilobytes, not the whole journal. Lines whose seq cannot be read (corrupt) are
+    stepped over; the final stretch (under ``window`` bytes) is scanned as usual."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        lo, lo_seq, hi = 0, 0, size  # lo: a line start; every line before it has seq <= after
+        while after_seq > 0 and hi - lo > window:
+            found = _line_from(fd, (lo + hi) // 2, hi)
+            if found is None:
+                hi = (lo + hi) // 2  # no readable line starts in the right half
+            elif found[2] <= after_seq:
+                lo, lo_seq = found[1], found[2]
+            else:
+                hi = found[0]
+        buf = os.pread(fd, size - lo, lo) if size > lo else b""
+    finally:
+        os.close(fd)
+    out = scan(buf, lo, lo_seq)
+    if out.events and out.events[0].seq <= after_seq:
+        out.events = [e for e in out.events if e.seq > after_seq]
+    return out
+
+
+def _line_from(fd: int, pos: int, limit: int) -> tuple[int, int, int] | None:
+    """(start, end, seq) of the first decodable line that starts after ``pos`` (so
+    ``pos`` may fall mid-line) and ends by ``limit``; None if there is none."""
+    chunk = 4096
+    while pos < limit:
+        buf = os.pread(fd, min(chunk, limit - pos), pos)
+        nl = buf.find(b"\n")
+        eol = buf.find(b"\n", nl + 1) if nl >= 0 else -1
+        if eol < 0:  # no whole line in view: look wider (lines can be megabytes)
+            if len(buf) < chunk:
+                return None
+            chunk *= 4
+            continue
+        start, end = pos + nl + 1, pos + eol + 1
+        try:
+            return start, end, decoder.decode(buf[nl + 1 : eol]).seq
+        except msgspec.DecodeError:
+            pos = start  # a corrupt line: try the one after it
+    return None

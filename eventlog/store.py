@@ -43,7 +43,7 @@ from .requests import (
     check,
     check_session_id,
 )
-from .scan import read_tail
+from .scan import events_after
 from .snapshot import load_cold, snapshot_path, write_snapshot
 from .watching import Watching
 
@@ -308,16 +308,9 @@ class Store(Watching):
         """Durable events with seq > ``after_seq``, in order (a subscriber's backlog)."""
         path = self.path_of(session_id)
         try:
-            found = read_tail(path, 0, 0)
+            return events_after(path, after_seq).events
         except FileNotFoundError:
             raise SessionNotFound(session_id) from None
-        evs = found.events
-        if after_seq <= 0:
-            return evs
-        # seqs are gap-free from 1, so the event with seq s normally sits at index s-1
-        if len(evs) >= after_seq and evs[after_seq - 1].seq == after_seq:
-            return evs[after_seq:]
-        return [e for e in evs if e.seq > after_seq]
 
     def list(self, req: ListRequest | None = None) -> ListResult:
         """The session list (current: pending index work is flushed first)."""
