@@ -86,6 +86,7 @@ class Journal:
         policy: FsyncPolicy = "always",
         on_durable: Callable[[str, list[Event], Summary | None], None] | None = None,
         resume_after: int | None = None,
+        listening: Callable[[], bool] = lambda: True,
     ) -> None:
         """``resume_after``: when this replaces a journal object whose write or fsync
         failed, the last seq that one published (see below)."""
@@ -93,6 +94,7 @@ class Journal:
         self.session_id = session_id
         self.policy = policy
         self._on_durable = on_durable
+        self._listening = listening  # is anyone to be told a list row? (else skip it)
         self.lock = threading.RLock()  # serialises this process's writers and readers
         self._queue_lock = threading.Lock()
         self._queue: list[Call] = []
@@ -156,8 +158,8 @@ class Journal:
     def _row(self, events: list[Event]) -> Summary | None:
         # Computed here, under ``lock``, because listeners run without it (taking it
         # there would invert the lock order against writers waiting on ``_cond``).
-        if all(isinstance(e, MessageDelta) for e in events):
-            return None  # a token stream changes no list row worth a notice per delta
+        if not self._listening() or all(isinstance(e, MessageDelta) for e in events):
+            return None  # nobody to tell; or a token stream (no row worth a notice per delta)
         return summarize(self.folder.view())
 
     def _apply(self, events: list[Event], end: int) -> None:

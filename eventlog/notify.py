@@ -53,6 +53,10 @@ class Hub:
 
         return remove
 
+    def listening(self) -> bool:
+        """Is anyone listening? (Then list rows are worth computing.)"""
+        return bool(self._listeners)
+
     def emit(self, notice: Notice) -> None:
         for listener in self._listeners:
             listener(notice)

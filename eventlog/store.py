@@ -146,7 +146,14 @@ class Store(Watching):
         # but never published (subscribers must not see a gap)
         resume = j.published_seq if j is not None and j.poisoned and not j.deleted else None
         path = self.path_of(session_id)
-        fresh = Journal(path, session_id, self.fsync, self._on_durable, resume_after=resume)
+        fresh = Journal(
+            path,
+            session_id,
+            self.fsync,
+            self._on_durable,
+            resume_after=resume,
+            listening=self.hub.listening,
+        )
         with self._mu:
             old = self._journals.pop(session_id, None)
             if old is not None and not (old.poisoned or old.deleted):
