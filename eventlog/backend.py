@@ -23,8 +23,8 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from .events import Event
-from .index import ListResult
 from .journal import Call, FsyncPolicy, Journal
+from .listing import ListResult
 from .model import Session
 from .notify import Notice
 from .ops import Build, Result, SaveResult, WriteRequest, builder

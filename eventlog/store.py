@@ -23,9 +23,10 @@ from .errors import EventLogError, InvalidRequest, SessionNotFound
 from .events import Event, SessionStarted, SessionStartedData, new_event_id, now_iso
 from .files import fsync_dir
 from .fold import fold
-from .index import Index, ListResult
+from .index import Index
 from .journal import Call, FsyncPolicy, Journal, create
 from .layout import Layout
+from .listing import ListResult
 from .model import Session, Summary, summarize
 from .notify import Hub, Lifecycle, Listener, Published
 from .requests import (

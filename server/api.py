@@ -17,7 +17,7 @@ import msgspec
 from aiohttp import web
 
 from eventlog.export import CONTENT_TYPES, filename
-from eventlog.index import ListResult
+from eventlog.listing import ListResult
 from eventlog.model import Message, Session, Summary, summarize
 from eventlog.ops import Result, SaveResult
 from eventlog.requests import (

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventlog import index as index_module
+from eventlog import listing as listing_module
 from eventlog.events import (
     DeltaMode,
     ErrorRecorded,
@@ -39,7 +39,8 @@ from eventlog.events import (
     Status,
 )
 from eventlog.fold import fold
-from eventlog.index import Index, ListResult, fts_query
+from eventlog.index import Index
+from eventlog.listing import ListResult, fts_query
 from eventlog.model import Session, summarize
 from eventlog.requests import ListRequest
 
@@ -397,7 +398,7 @@ def test_search_combines_with_filters(idx: Index) -> None:
 def test_broad_query_lists_title_matches_first_then_newest(
     idx: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(index_module, "RANK_LIMIT", 0)  # as if thousands of messages matched
+    monkeypatch.setattr(listing_module, "RANK_LIMIT", 0)  # as if thousands of messages matched
     titled = J("titled", NOW - timedelta(days=5), title="Rust notes")
     new, old = J("new", NOW - timedelta(hours=1)), J("old", NOW - timedelta(days=2))
     for j in (titled, new, old):
@@ -451,8 +452,8 @@ def test_every_query_plan_gives_the_same_answer(
     _mixed_store(index)
     answers = []
     for few, rank in ((5000, 10_000), (0, 0), (10**9, 10**9)):
-        monkeypatch.setattr(index_module, "_FEW", few)
-        monkeypatch.setattr(index_module, "RANK_LIMIT", rank)
+        monkeypatch.setattr(listing_module, "_FEW", few)
+        monkeypatch.setattr(listing_module, "RANK_LIMIT", rank)
         listed = q(index, **kw)
         searched = q(index, query="common", **kw)
         answers.append(
