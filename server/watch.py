@@ -30,9 +30,25 @@ DEBOUNCE_MS = 50  # how long a burst of changes is gathered before it is handled
 STEP_MS = 20  # how often the watcher thread checks for changes and for stop
 
 
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 def journal_filter(change: Change, path: str) -> bool:
-    """Only journals matter; snapshots (.json), temp and .torn files are ours or derived."""
-    return path.endswith(".jsonl")
+    """Journals, and new day folders; snapshots (.json), temp and .torn files are ours
+    or derived."""
+    if path.endswith(".jsonl"):
+        return True
+    return change == Change.added and _DAY.match(os.path.basename(path)) is not None
+
+
+def journals_in(folder: str) -> list[str]:
+    """The journals already in a folder that just appeared. A new folder is watched
+    only from when the watcher sees it: a journal created in it before then (the first
+    session of a day, started by another process) sends no event of its own."""
+    try:
+        return [os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".jsonl")]
+    except OSError:  # gone again, or not a folder
+        return []
 
 
 def session_of(path: str) -> str | None:
@@ -55,7 +71,11 @@ async def watch_journals(app: web.Application, folder: str, stop: asyncio.Event)
         recursive=True,
         ignore_permission_denied=True,
     ):
-        sids = {sid for _, path in changes if (sid := session_of(path)) is not None}
+        paths = [path for _, path in changes if path.endswith(".jsonl")]
+        for _, path in changes:
+            if not path.endswith(".jsonl"):
+                paths += await asyncio.to_thread(journals_in, path)
+        sids = {sid for path in paths if (sid := session_of(path)) is not None}
         results = await asyncio.gather(*(refresh(sid) for sid in sids), return_exceptions=True)
         for sid, result in zip(sids, results, strict=True):
             if isinstance(result, Exception):

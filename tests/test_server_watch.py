@@ -96,3 +96,27 @@ async def test_sessions_another_process_creates_or_deletes_reach_the_list(
     await run_writer(data_dir, "delete", sid)
     f = await recv(ws, timeout=2)
     assert f["type"] == "session.deleted" and f["session"] == {"session_id": sid}
+
+
+async def test_journals_in_a_day_folder_that_appears_whole_reach_the_list(
+    make_api: Any, data_dir: Path
+) -> None:
+    """Regression guard: the first session of a day started by another process creates
+    the day's folder and the journal in it at once; the watcher only watches the new
+    folder from when it sees it, so the journal itself may send no event (CI saw this
+    at midnight). A folder moved in with a journal inside is that case, every time."""
+    api: Api = await make_api(watch=True)
+    ws = await api.ws()
+    await ws.send_json({"op": "subscribe_list"})
+    assert (await recv(ws))["op"] == "subscribed_list"
+    aside = data_dir.parent / "elsewhere"
+    [started] = await run_writer(aside, "start", "moved in")
+    sid = started["session_id"]
+    [day] = list((aside / "sessions").iterdir())
+    day.rename(data_dir / "sessions" / "2001-01-01")  # a day the server has never seen
+    f = await recv(ws, timeout=2)
+    assert (f["type"], f["session"]["session_id"], f["session"]["title"]) == (
+        "session.started",
+        sid,
+        "moved in",
+    )
