@@ -91,6 +91,7 @@ class Store(Watching):
         self._dirty_index: dict[str, Journal] = {}
         self._dirty_snap: dict[str, Journal] = {}
         self._watched: dict[str, int] = {}
+        self._deleting: set[str] = set()  # deletes in progress here (see external_change)
         self._index_lock = threading.Lock()
         self.compact_lock = threading.Lock()
         self._closed = threading.Event()
@@ -390,6 +391,15 @@ class Store(Watching):
         is the commit point; snapshot and torn tail are removed before it (so a crash
         never leaves a deleted session's JSON behind), the trash copy after it."""
         path = self.path_of(session_id)
+        with self._mu:
+            self._deleting.add(session_id)
+        try:
+            self._delete(session_id, path)
+        finally:
+            with self._mu:
+                self._deleting.discard(session_id)
+
+    def _delete(self, session_id: str, path: str) -> None:
         with self.compact_lock:
             j = self._untrack(session_id)
             trash = os.path.join(self.layout.trash, f"{session_id}.{os.urandom(4).hex()}.jsonl")

@@ -28,6 +28,7 @@ class Watching:
     _dirty_index: dict[str, Journal]
     _dirty_snap: dict[str, Journal]
     _watched: dict[str, int]
+    _deleting: set[str]
     index: Index
     hub: Hub
     layout: Layout
@@ -103,6 +104,8 @@ class Watching:
         # not the index: the index file is shared, and the other process's Store has
         # already added/removed its row, which would hide the change from us.
         with self._mu:
+            if session_id in self._deleting:
+                return  # our own delete, mid-way: it announces the deletion itself
             known = session_id in self._paths or session_id in self._journals
         try:
             path = self.path_of(session_id)

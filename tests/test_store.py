@@ -18,6 +18,7 @@ from eventlog.errors import (
 )
 from eventlog.events import decoder
 from eventlog.fold import fold
+from eventlog.notify import Lifecycle, Notice
 from eventlog.requests import (
     AppendRequest,
     CompleteRequest,
@@ -184,6 +185,28 @@ def test_delete_removes_journal_snapshot_and_index_entry(
     assert session_id not in [s.session_id for s in store.list().sessions]
     with pytest.raises(SessionNotFound):
         store.delete(session_id)
+
+
+def test_a_watcher_firing_mid_delete_adds_no_second_deleted_notice(
+    store: Store, session_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression guard: the server's file watcher sees our own delete's rename and calls
+    ``external_change``; if that lands before the delete has dropped the list row, it
+    used to announce the deletion too, and list subscribers saw it twice."""
+    import eventlog.store as store_mod
+
+    heard: list[Notice] = []
+    store.subscribe(heard.append)
+    real = store_mod.fsync_dir
+
+    def watcher_fires(path: str) -> None:  # right after the rename, the commit point
+        real(path)
+        store.external_change(session_id)
+
+    monkeypatch.setattr(store_mod, "fsync_dir", watcher_fires)
+    store.delete(session_id)
+    deleted = [n for n in heard if isinstance(n, Lifecycle) and n.type == "session.deleted"]
+    assert [n.session_id for n in deleted] == [session_id]
 
 
 def test_update_sets_title_tags_pin_archive(store: Store, session_id: str) -> None:
