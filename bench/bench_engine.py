@@ -9,7 +9,7 @@ Everything is measured in one run, store and baseline side by side, on one files
 2. 32 writer threads on 32 sessions (one store) vs 32 raw threads, each write+fdatasync
    on its own file (goal >= 80 % of raw); also raw-32 / raw-1.
 3. 32 writer threads on ONE session: group commit (goal >= 5x one writer); counts the
-   fdatasync calls the journal makes (``eventlog.journal.fdatasync`` is wrapped).
+   fdatasync calls the journal makes (``eventlog.syscalls.fdatasync`` is wrapped).
 2b/3b. the same through the async API (``FileBackend``, the server's path): 32 asyncio
    tasks instead of threads; 3b is compared with one task and with one thread.
 4. load of a 10,000-message session vs ``msgspec.json.Decoder().decode_lines`` of the
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import msgspec
 
-import eventlog.journal as journal_mod
+import eventlog.syscalls as syscalls
 from eventlog.backend import FileBackend
 from eventlog.events import decoder as event_decoder
 from eventlog.requests import AppendRequest, StartRequest
@@ -62,7 +62,7 @@ now_ns = time.perf_counter_ns
 # -- fdatasync counter ------------------------------------------------------------------
 
 _fsyncs = itertools.count()
-_real_fdatasync = journal_mod.fdatasync
+_real_fdatasync = syscalls.fdatasync
 FSYNC_NS: list[int] | None = None  # set to a list to record how long each call takes
 
 
@@ -81,7 +81,7 @@ def fsync_count() -> int:
     return next(_fsyncs)
 
 
-journal_mod.fdatasync = _counting_fdatasync
+syscalls.fdatasync = _counting_fdatasync
 
 
 # -- helpers ----------------------------------------------------------------------------

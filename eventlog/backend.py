@@ -22,8 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
+from .durability import FsyncPolicy
 from .events import Event
-from .journal import Call, FsyncPolicy, Journal
+from .journal import Call, Journal
 from .listing import ListResult
 from .model import Session
 from .notify import Notice

@@ -5,10 +5,8 @@ an exclusive ``flock(2)`` on the journal file itself, held only while a line is 
 Before writing, a writer reads whatever other processes appended since it last looked
 (``_catch_up``), so seq stays gap-free across processes.
 
-Durability: with ``always`` an append returns only once an fdatasync covering its line
-has finished. Concurrent appenders share fsyncs (group commit): whoever finds no fsync
-in flight runs one for everything written so far; the others wait for it or the next.
-Events are handed to ``on_durable`` in seq order, only after that point.
+Durability (group-commit fsync, publishing what became durable) is ``durability.py``'s
+``GroupCommit``, which ``Journal`` mixes in; the syscalls both use are ``syscalls.py``'s.
 """
 
 from __future__ import annotations
@@ -19,10 +17,10 @@ import fcntl
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from . import faults
+from . import faults, syscalls
+from .durability import FsyncPolicy, GroupCommit, SyncState
 from .errors import JournalCorrupt, SessionNotFound, StorageError
 from .events import (
     Event,
@@ -36,25 +34,7 @@ from .fold import Folder
 from .model import Summary, summarize
 from .scan import BadLine, scan
 
-FsyncPolicy = Literal["always", "interval", "never"]
 T = TypeVar("T")
-
-# Module-level so fault-injection tests can replace them (see tests/faults).
-fdatasync: Callable[[int], None] = os.fdatasync
-write: Callable[[int, bytes], int] = os.write
-
-
-@dataclass
-class _Sync:
-    """Group-commit bookkeeping, guarded by ``Journal._cond``."""
-
-    written: int = 0  # file offset past our last written line
-    durable: int = 0  # file offset known to be on disk
-    syncing: bool = False
-    failed: StorageError | None = None
-    # (end offset, events, list row after them) written but not yet handed to
-    # on_durable, in seq order
-    pending: list[tuple[int, list[Event], Summary | None]] = field(default_factory=list)
 
 
 class Call:
@@ -76,7 +56,7 @@ class Call:
         return self.result
 
 
-class Journal:
+class Journal(GroupCommit):
     """An open journal: the in-memory state of a session plus its file descriptor."""
 
     def __init__(
@@ -100,7 +80,7 @@ class Journal:
         self._queue: list[Call] = []
         self._cond = threading.Condition(threading.Lock())
         self._publish = threading.Lock()
-        self._sync = _Sync()
+        self._sync = SyncState()
         self.poisoned = False  # a write/fsync failed: reopen before using again
         self.deleted = False
         self.event_ids: dict[str, int] = {}
@@ -127,7 +107,7 @@ class Journal:
             # they go out first, in order, with the next publish (no gap for
             # subscribers; a duplicate is dropped by them, a gap could not be filled).
             missed = [] if resume_after is None else [e for e in read if e.seq > resume_after]
-            self._sync = _Sync(written=self.offset, durable=self.offset)
+            self._sync = SyncState(written=self.offset, durable=self.offset)
             if missed:
                 self._sync.pending.append((self.offset, missed, self._row(missed)))
             self.unindexed = list(missed)  # a copy: _apply extends it
@@ -135,19 +115,6 @@ class Journal:
         except BaseException:
             os.close(self.fd)
             raise
-
-    def _sync_on_open(self) -> None:
-        """fsync what is already in the file before answering for it.
-
-        Lines left by a process killed before its fsync, or by an fsync that failed,
-        are readable but maybe not on disk; a retry of one of them is answered as a
-        duplicate (a success), so it must be durable first, or the retry refused.
-        """
-        try:
-            faults.reach("journal.fsync")
-            fdatasync(self.fd)
-        except OSError as e:
-            raise self._fsync_failed(e) from e
 
     # -- state ------------------------------------------------------------------
 
@@ -234,7 +201,7 @@ class Journal:
         finally:
             os.close(fd)
         os.ftruncate(self.fd, end)
-        fdatasync(self.fd)
+        syscalls.fdatasync(self.fd)
 
     # -- writing ------------------------------------------------------------------
 
@@ -284,10 +251,6 @@ class Journal:
             return calls
         finally:
             self.lock.release()
-
-    def commit(self, end: int) -> None:
-        """Wait until everything up to ``end`` is durable per the policy, publishing it."""
-        self._commit(end)
 
     def _run_queue(self) -> None:
         """Run and write every queued append; caller holds ``lock``."""
@@ -352,7 +315,7 @@ class Journal:
         try:
             faults.reach("journal.write")
             while done < len(data):
-                n = write(self.fd, data[done:])
+                n = syscalls.write(self.fd, data[done:])
                 if n <= 0:
                     raise OSError(errno.EIO, "short write")
                 done += n
@@ -366,96 +329,6 @@ class Journal:
                 "the append was not saved: free disk space or fix the disk, then retry",
                 e.errno,
             ) from e
-
-    def _commit(self, end: int) -> None:
-        """Make everything up to ``end`` durable per policy, then publish in order."""
-        if self.policy != "always":
-            self._publish_upto(None)
-            return
-        cond, st = self._cond, self._sync
-        with cond:
-            while True:
-                if st.durable >= end:
-                    break
-                if st.failed is not None:
-                    raise st.failed
-                if not st.syncing:
-                    st.syncing = True
-                    target = st.written
-                    cond.release()
-                    err: OSError | None = None
-                    try:
-                        faults.reach("journal.fsync")
-                        fdatasync(self.fd)
-                    except OSError as e:
-                        err = e
-                    finally:
-                        cond.acquire()
-                        st.syncing = False
-                    if err is not None:
-                        st.failed = self._fsync_failed(err)
-                        cond.notify_all()
-                        raise st.failed
-                    st.durable = max(st.durable, target)
-                    faults.reach("journal.after_fsync")
-                    cond.notify_all()
-                else:
-                    cond.wait()
-        self._publish_upto(st.durable)
-
-    def _fsync_failed(self, err: OSError) -> StorageError:
-        # After a failed fsync the kernel may have dropped the dirty pages and marked
-        # them clean: retrying would "succeed" without the data. Refuse everything not
-        # yet durable and make whoever comes next reopen (and re-read) the file.
-        self.poisoned = True
-        return StorageError(
-            f"fsync of {self.path} failed ({os.strerror(err.errno or errno.EIO)}); "
-            "appends since the last successful fsync were not acknowledged: "
-            "check the disk, then retry (retries with the same id are deduplicated)",
-            err.errno,
-        )
-
-    def _publish_upto(self, durable: int | None) -> None:
-        with self._cond:
-            pend = self._sync.pending
-            if durable is None:
-                batch, self._sync.pending = pend, []
-            else:
-                k = 0
-                while k < len(pend) and pend[k][0] <= durable:
-                    k += 1
-                batch, self._sync.pending = pend[:k], pend[k:]
-            if not batch:
-                return
-            self._publish.acquire()  # taken before releasing cond: keeps batches in order
-        try:
-            events = [e for _, evs, _ in batch for e in evs]
-            if self._on_durable is not None:
-                rows = [r for _, _, r in batch if r is not None]
-                self._on_durable(self.session_id, events, rows[-1] if rows else None)
-            if events:
-                self.published_seq = max(self.published_seq, events[-1].seq)
-        finally:
-            self._publish.release()
-
-    def sync(self) -> None:
-        """fsync everything written so far (the interval flusher and the compactor)."""
-        with self._cond:
-            target = self._sync.written
-        if self.policy == "always":
-            self._commit(target)
-            return
-        try:
-            fdatasync(self.fd)
-        except OSError as e:
-            raise self._fsync_failed(e) from e
-        with self._cond:
-            self._sync.durable = max(self._sync.durable, target)
-
-    @property
-    def durable_offset(self) -> int:
-        with self._cond:
-            return self._sync.durable
 
     def refresh(self) -> list[Event]:
         """Pick up lines another process appended (the watcher calls this)."""
@@ -505,9 +378,9 @@ def create(path: str, first: Event) -> None:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             try:
-                if write(fd, line) != len(line):
+                if syscalls.write(fd, line) != len(line):
                     raise OSError(errno.ENOSPC, "short write")
-                fdatasync(fd)
+                syscalls.fdatasync(fd)
             finally:
                 os.close(fd)
         except OSError as e:

@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeVar
 
 from . import compactor, export, faults, maintenance, ops
+from .durability import FsyncPolicy
 from .errors import EventLogError, InvalidRequest, SessionNotFound
 from .events import Event, SessionStarted, SessionStartedData, new_event_id, now_iso
 from .files import fsync_dir
 from .fold import fold
 from .index import Index
-from .journal import Call, FsyncPolicy, Journal, create
+from .journal import Call, Journal, create
 from .layout import Layout
 from .listing import ListResult
 from .model import Session, Summary, summarize

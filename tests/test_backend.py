@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-import eventlog.journal as journal_mod
+import eventlog.syscalls as syscalls
 from eventlog.backend import FileBackend
 from eventlog.errors import StorageError
 from eventlog.ops import build_append
@@ -42,7 +42,7 @@ async def open_session(b: FileBackend) -> str:
 
 
 def wrap_fdatasync(monkeypatch: pytest.MonkeyPatch, around: Callable[[int], None]) -> None:
-    monkeypatch.setattr(journal_mod, "fdatasync", around)
+    monkeypatch.setattr(syscalls, "fdatasync", around)
 
 
 async def test_an_append_is_not_acknowledged_before_its_fsync_returns(
@@ -52,7 +52,7 @@ async def test_an_append_is_not_acknowledged_before_its_fsync_returns(
     fsync stands between the write and the acknowledgement."""
     sid = await open_session(backend)
     gate = threading.Event()
-    real = journal_mod.fdatasync
+    real = syscalls.fdatasync
 
     def held(fd: int) -> None:
         gate.wait(10)
@@ -73,7 +73,7 @@ async def test_concurrent_appends_on_the_loop_share_fsyncs_and_stay_gap_free(
 ) -> None:
     sid = await open_session(backend)
     calls = 0
-    real = journal_mod.fdatasync
+    real = syscalls.fdatasync
 
     def counted(fd: int) -> None:
         nonlocal calls

@@ -118,10 +118,10 @@ def child_main(mode: str, root: str, args: dict[str, Any], out_fd: int) -> None:
             store.delete(sid)
             _emit(out_fd, "deleted", sid)
     elif mode == "start":  # killed inside journal.create, before its first write
-        from eventlog import journal
+        from eventlog import syscalls
 
         calls = 0
-        real_write = journal.write
+        real_write = syscalls.write
 
         def write(fd: int, data: bytes) -> int:
             nonlocal calls
@@ -130,7 +130,7 @@ def child_main(mode: str, root: str, args: dict[str, Any], out_fd: int) -> None:
                 os.kill(os.getpid(), 9)
             return real_write(fd, data)
 
-        journal.write = write
+        syscalls.write = write
         for _ in range(args["kill_at"] + 1):
             _emit(out_fd, "started", store.start(StartRequest()).session_id)
     elif mode == "import":

@@ -342,7 +342,7 @@ def test_retry_after_a_failed_fsync_is_refused_while_the_disk_still_fails(
     (a success) without any fsync having succeeded since: a false success. A journal
     now fsyncs what it reads at open, so the retry is refused while the disk fails,
     and acknowledged (once, at the original seq) only after an fsync succeeded."""
-    from eventlog import journal
+    from eventlog import syscalls
     from eventlog.errors import StorageError
     from eventlog.requests import AppendRequest, StartRequest
     from eventlog.store import Store
@@ -350,15 +350,15 @@ def test_retry_after_a_failed_fsync_is_refused_while_the_disk_still_fails(
     with Store(tmp_path / "m", background=False) as s:
         sid = s.start(StartRequest()).session_id
         s.append(AppendRequest(session_id=sid, role="user", content="ok", message_id="ok"))
-        monkeypatch.setattr(journal, "fdatasync", _eio)
+        monkeypatch.setattr(syscalls, "fdatasync", _eio)
         req = AppendRequest(session_id=sid, role="user", content="x", message_id="doomed")
         for _ in range(3):
             with pytest.raises(StorageError, match="fsync"):
                 s.append(req)
         monkeypatch.undo()
         synced: list[int] = []
-        real = journal.fdatasync
-        monkeypatch.setattr(journal, "fdatasync", lambda fd: (synced.append(fd), real(fd)))
+        real = syscalls.fdatasync
+        monkeypatch.setattr(syscalls, "fdatasync", lambda fd: (synced.append(fd), real(fd)))
         r = s.append(req)
         assert (r.seq, r.duplicate) == (3, True) and synced, "acked without a good fsync"
         assert [m.message_id for m in s.load(sid).session.messages] == ["ok", "doomed"]
@@ -371,7 +371,7 @@ def test_subscribers_see_no_gap_after_a_failed_fsync(
     but the journal object that wrote it was dropped without publishing it, and its
     replacement treated it as history: subscribers got seq N-1 then N+1, a gap they
     cannot detect the cause of. The replacement now publishes it first, in order."""
-    from eventlog import journal
+    from eventlog import syscalls
     from eventlog.errors import StorageError
     from eventlog.notify import Published
     from eventlog.requests import AppendRequest, StartRequest
@@ -384,7 +384,7 @@ def test_subscribers_see_no_gap_after_a_failed_fsync(
             lambda n: seen.extend(e.seq for e in n.events) if isinstance(n, Published) else None
         )
         s.append(AppendRequest(session_id=sid, role="user", content="a"))
-        monkeypatch.setattr(journal, "fdatasync", _eio)
+        monkeypatch.setattr(syscalls, "fdatasync", _eio)
         with pytest.raises(StorageError):
             s.append(AppendRequest(session_id=sid, role="user", content="b"))
         monkeypatch.undo()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from eventlog import journal
+from eventlog import syscalls
 from eventlog.errors import StorageError
 from eventlog.events import decoder
 from eventlog.requests import AppendRequest, StartRequest
@@ -172,7 +172,7 @@ def test_a_failed_fsync_is_never_acknowledged(
         def eio(fd: int) -> None:
             raise OSError(errno.EIO, "injected")
 
-        monkeypatch.setattr(journal, "fdatasync", eio)
+        monkeypatch.setattr(syscalls, "fdatasync", eio)
         with pytest.raises(StorageError, match=r"fsync .* failed"):
             s.append(AppendRequest(session_id=sid, role="user", content="lost", message_id="L"))
         monkeypatch.undo()
@@ -193,7 +193,7 @@ def test_a_failed_write_leaves_the_journal_as_it_was(
             os.write(fd, data[: len(data) // 2])  # a short write, then the disk is full
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(journal, "write", enospc)
+        monkeypatch.setattr(syscalls, "write", enospc)
         with pytest.raises(StorageError, match="No space left"):
             s.append(AppendRequest(session_id=sid, role="user", content="x" * 1000))
         monkeypatch.undo()

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from eventlog import journal
+from eventlog import syscalls
 from eventlog.events import decoder
 from server.config import Config, Limits
 
@@ -443,7 +443,7 @@ async def test_a_failed_fsync_is_a_clear_5xx_and_never_acknowledged(
     def broken(fd: int) -> None:
         raise OSError(err, "injected")
 
-    monkeypatch.setattr(journal, "fdatasync", broken)
+    monkeypatch.setattr(syscalls, "fdatasync", broken)
     got, out = await api.post("append", {"session_id": sid, "role": "user", "content": "x"})
     assert (got, out["code"]) == (status, "storage_error")
     assert "fsync" in out["error"] and "Traceback" not in out["error"]
