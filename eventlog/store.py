@@ -10,7 +10,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import fcntl
-import logging
 import os
 import secrets
 import threading
@@ -18,7 +17,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeVar
 
-from . import compactor, export, faults, maintenance, ops
+from . import export, faults, maintenance, ops
+from .derived import DerivedData
 from .durability import FsyncPolicy
 from .errors import EventLogError, InvalidRequest, SessionNotFound
 from .events import Event, SessionStarted, SessionStartedData, new_event_id, now_iso
@@ -50,7 +50,6 @@ from .snapshot import load_cold, snapshot_path, write_snapshot
 from .watching import Watching
 
 R = TypeVar("R")
-log = logging.getLogger("eventlog")
 
 
 class LoadResult:
@@ -64,7 +63,7 @@ class LoadResult:
         self.message_start = message_start
 
 
-class Store(Watching):
+class Store(Watching, DerivedData):
     """Sessions stored as journals under ``root`` (see SPEC §2-3)."""
 
     def __init__(
@@ -429,42 +428,6 @@ class Store(Watching):
                 j.close()
         self._announce_gone(session_id)
 
-    # -- derived data: index and snapshots -------------------------------------------------
-
-    def flush_index(self) -> None:
-        """Bring the list index up to date with everything appended so far."""
-        with self._index_lock:
-            with self._mu:
-                dirty, self._dirty_index = self._dirty_index, {}
-            items = []
-            for _sid, j in dirty.items():
-                with j.lock:
-                    if j.deleted:
-                        continue
-                    events, j.unindexed = j.unindexed, []
-                    items.append(
-                        (j.folder.session(), events, self.layout.relative(j.path), j.offset)
-                    )
-            if items:
-                self.index.apply(items)
-
-    def compact(self) -> int:
-        """Write snapshots for sessions with new events; returns how many were written."""
-        with self._mu:
-            dirty, self._dirty_snap = self._dirty_snap, {}
-        n = 0
-        for sid, j in dirty.items():
-            with self.compact_lock:  # delete takes it too: no snapshot resurrects a session
-                if j.deleted or j.poisoned:
-                    continue
-                try:
-                    compactor.compact_journal(j)
-                    n += 1
-                except (OSError, EventLogError):
-                    with self._mu:  # try again next round
-                        self._dirty_snap.setdefault(sid, j)
-        return n
-
     def compact_all(self, progress: Callable[[int], None] | None = None) -> int:
         """Compact every journal on disk whose snapshot is behind (the CLI's ``compact``)."""
         return maintenance.compact_all(self, progress)
@@ -488,28 +451,6 @@ class Store(Watching):
             "index_reconciled": self.reconciled.is_set(),
             "data_dir": self.layout.root,
         }
-
-    def _background(self) -> None:
-        if self._reconcile_later:
-            try:
-                self.reconcile()
-            except Exception:
-                log.exception("reconciling the index with the journals failed")
-            finally:
-                self.reconciled.set()
-        tick = 0
-        while not self._closed.wait(0.2):
-            tick += 1
-            try:
-                self.flush_index()
-                if self.fsync == "interval" and tick % 5 == 0:
-                    with self._mu:
-                        js = list(self._journals.values())
-                    for j in js:
-                        if not (j.deleted or j.poisoned):
-                            j.sync()
-            except Exception:  # a hiccup must not kill the thread; say what it was
-                log.exception("background index flush / interval fsync failed")
 
     def close(self) -> None:
         """Stop background work, compact once more, close files."""

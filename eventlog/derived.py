@@ -1,0 +1,100 @@
+"""Derived data kept behind the journals: the list index and the snapshots.
+
+Mixed into ``Store``: flushing the journals with news into the index (the background
+thread does, every 0.2 s, and runs the interval fsync there too), and the compactor's
+pass over the journals with news for their snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from . import compactor
+from .errors import EventLogError
+
+if TYPE_CHECKING:
+    from .durability import FsyncPolicy
+    from .index import Index
+    from .journal import Journal
+    from .layout import Layout
+
+log = logging.getLogger("eventlog")
+
+
+class DerivedData:
+    """Mixed into ``Store``; relies on its journal cache and maps."""
+
+    _mu: threading.Lock
+    _index_lock: threading.Lock
+    compact_lock: threading.Lock
+    _journals: dict[str, Journal]
+    _dirty_index: dict[str, Journal]
+    _dirty_snap: dict[str, Journal]
+    _reconcile_later: bool
+    _closed: threading.Event
+    reconciled: threading.Event
+    fsync: FsyncPolicy
+    index: Index
+    layout: Layout
+
+    def reconcile(self, progress: Callable[[int], None] | None = None) -> int:
+        raise NotImplementedError
+
+    def flush_index(self) -> None:
+        """Bring the list index up to date with everything appended so far."""
+        with self._index_lock:
+            with self._mu:
+                dirty, self._dirty_index = self._dirty_index, {}
+            items = []
+            for _sid, j in dirty.items():
+                with j.lock:
+                    if j.deleted:
+                        continue
+                    events, j.unindexed = j.unindexed, []
+                    items.append(
+                        (j.folder.session(), events, self.layout.relative(j.path), j.offset)
+                    )
+            if items:
+                self.index.apply(items)
+
+    def compact(self) -> int:
+        """Write snapshots for sessions with new events; returns how many were written."""
+        with self._mu:
+            dirty, self._dirty_snap = self._dirty_snap, {}
+        n = 0
+        for sid, j in dirty.items():
+            with self.compact_lock:  # delete takes it too: no snapshot resurrects a session
+                if j.deleted or j.poisoned:
+                    continue
+                try:
+                    compactor.compact_journal(j)
+                    n += 1
+                except (OSError, EventLogError):
+                    with self._mu:  # try again next round
+                        self._dirty_snap.setdefault(sid, j)
+        return n
+
+    def _background(self) -> None:
+        if self._reconcile_later:
+            try:
+                self.reconcile()
+            except Exception:
+                log.exception("reconciling the index with the journals failed")
+            finally:
+                self.reconciled.set()
+        tick = 0
+        while not self._closed.wait(0.2):
+            tick += 1
+            try:
+                self.flush_index()
+                if self.fsync == "interval" and tick % 5 == 0:
+                    with self._mu:
+                        js = list(self._journals.values())
+                    for j in js:
+                        if not (j.deleted or j.poisoned):
+                            j.sync()
+            except Exception:  # a hiccup must not kill the thread; say what it was
+                log.exception("background index flush / interval fsync failed")
