@@ -381,3 +381,26 @@ async def test_graceful_shutdown_closes_sockets_with_1001_and_compacts(
     assert srv.stop() == 0
     [snapshot] = data_dir.glob(f"sessions/*/{sid}.json")
     assert json.loads(snapshot.read_bytes())["messages"][0]["content"] == "before shutdown"
+
+
+async def test_an_unexpected_error_in_the_handler_closes_with_1011_and_the_server_goes_on(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After the upgrade, the error middleware must not answer (an HTTP 500 written into
+    a WebSocket stream): a bug inside a connection closes that socket with 1011 (internal
+    error), is logged, and leaves every other request unharmed."""
+    import server.ws as ws_mod
+
+    async def broken(self: Any, *args: Any, **kw: Any) -> None:
+        raise RuntimeError("a bug inside the connection")
+
+    monkeypatch.setattr(ws_mod.Connection, "run", broken)
+    ws = await api.ws()
+    msg = await ws.receive(timeout=10)
+    assert msg.type == aiohttp.WSMsgType.CLOSE, msg
+    assert msg.data == aiohttp.WSCloseCode.INTERNAL_ERROR
+    assert msg.extra == "internal server error"
+    assert "a bug inside the connection" in caplog.text
+    monkeypatch.undo()
+    sid = await api.start()  # the server itself is fine
+    assert await subscribe(await api.ws(), sid, after_seq=0) == 1
