@@ -43,6 +43,12 @@ class DerivedData:
     def reconcile(self, progress: Callable[[int], None] | None = None) -> int:
         raise NotImplementedError
 
+    def _mark_dirty(self, session_id: str, j: Journal) -> None:
+        """``j`` has events the index and the snapshot do not have yet."""
+        with self._mu:
+            self._dirty_index[session_id] = j
+            self._dirty_snap[session_id] = j
+
     def flush_index(self) -> None:
         """Bring the list index up to date with everything appended so far."""
         with self._index_lock:

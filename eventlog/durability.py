@@ -65,11 +65,8 @@ class GroupCommit:
             raise self._fsync_failed(e) from e
 
     def commit(self, end: int) -> None:
-        """Wait until everything up to ``end`` is durable per the policy, publishing it."""
-        self._commit(end)
-
-    def _commit(self, end: int) -> None:
-        """Make everything up to ``end`` durable per policy, then publish in order."""
+        """Make everything up to ``end`` durable per policy (waiting for it), then
+        publish in order."""
         if self.policy != "always":
             self._publish_upto(None)
             return
@@ -144,7 +141,7 @@ class GroupCommit:
         with self._cond:
             target = self._sync.written
         if self.policy == "always":
-            self._commit(target)
+            self.commit(target)
             return
         try:
             syscalls.fdatasync(self.fd)

@@ -221,7 +221,7 @@ class Journal(GroupCommit):
         with self.lock:
             if not call.done:
                 self._run_queue()
-        self._commit(call.end)
+        self.commit(call.end)
         return call.outcome()  # type: ignore[no-any-return]
 
     def try_write(
@@ -339,7 +339,7 @@ class Journal(GroupCommit):
             events = self._catch_up(repair=False, size=size)
             end = self.offset
         if events:
-            self._commit(end)
+            self.commit(end)
         return events
 
     def close(self) -> None:

@@ -190,9 +190,7 @@ class Store(Watching, DerivedData):
                 if attempt == 2 or not j.deleted:
                     raise
                 continue
-            with self._mu:
-                self._dirty_index[session_id] = j
-                self._dirty_snap[session_id] = j
+            self._mark_dirty(session_id, j)
             return result
         raise AssertionError("unreachable")
 
@@ -214,9 +212,7 @@ class Store(Watching, DerivedData):
         if j.deleted and any(isinstance(c.error, SessionNotFound) for c in calls):
             return None  # replaced underneath us: ``write`` reopens it (nothing written)
         if any(c.error is None for c in calls):  # as ``_write``: a failed write marks
-            with self._mu:  # nothing (its journal is poisoned and will be re-read)
-                self._dirty_index[session_id] = j
-                self._dirty_snap[session_id] = j
+            self._mark_dirty(session_id, j)  # nothing (its journal is poisoned, re-read)
         return j, calls
 
     # -- writes --------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .errors import SessionNotFound
@@ -25,8 +26,8 @@ class Watching:
     _mu: threading.Lock
     _journals: dict[str, Journal]
     _paths: dict[str, str]
-    _dirty_index: dict[str, Journal]
-    _dirty_snap: dict[str, Journal]
+    # DerivedData's (a plain annotation: a stub here would shadow it in Store's MRO)
+    _mark_dirty: Callable[[str, Journal], None]
     _watched: dict[str, int]
     _deleting: set[str]
     index: Index
@@ -54,9 +55,7 @@ class Watching:
         except SessionNotFound:
             return []
         if events:
-            with self._mu:
-                self._dirty_index[session_id] = j
-                self._dirty_snap[session_id] = j
+            self._mark_dirty(session_id, j)
         return events
 
     def unchanged(self, session_id: str) -> bool:
