@@ -8,12 +8,13 @@ pass over the journals with news for their snapshot.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import compactor
-from .errors import EventLogError
+from .errors import EventLogError, StorageError
 
 if TYPE_CHECKING:
     from .durability import FsyncPolicy
@@ -43,6 +44,9 @@ class DerivedData:
     def reconcile(self, progress: Callable[[int], None] | None = None) -> int:
         raise NotImplementedError
 
+    def _journal(self, session_id: str) -> Journal:
+        raise NotImplementedError
+
     def _mark_dirty(self, session_id: str, j: Journal) -> None:
         """``j`` has events the index and the snapshot do not have yet."""
         with self._mu:
@@ -50,21 +54,60 @@ class DerivedData:
             self._dirty_snap[session_id] = j
 
     def flush_index(self) -> None:
-        """Bring the list index up to date with everything appended so far."""
+        """Bring the list index up to date with everything appended so far.
+
+        If the index cannot be written (a full disk), every session of this flush stays
+        queued, for a reconcile of its whole row next time (the events taken for it are
+        gone), and StorageError says so; the index is left as it was, still readable."""
         with self._index_lock:
             with self._mu:
                 dirty, self._dirty_index = self._dirty_index, {}
             items = []
-            for _sid, j in dirty.items():
+            used: list[tuple[str, Journal]] = []
+            for sid, j in dirty.items():
+                if j.poisoned and not j.deleted:
+                    # its state holds what a failed write applied but never saved: read
+                    # the session from the file instead (the replacement reindexes it)
+                    try:
+                        j = self._journal(sid)
+                    except (EventLogError, OSError) as e:
+                        log.warning("index: session %s left as it was: %s", sid, e)
+                        continue
                 with j.lock:
                     if j.deleted:
                         continue
                     events, j.unindexed = j.unindexed, []
+                    if j.reindex:  # no events: a reconcile of the whole session
+                        events, j.reindex = [], False
                     items.append(
                         (j.folder.session(), events, self.layout.relative(j.path), j.offset)
                     )
-            if items:
+                    used.append((sid, j))
+            if not items:
+                return
+            try:
                 self.index.apply(items)
+            except (sqlite3.Error, OSError) as e:
+                for sid, j in used:
+                    with j.lock:
+                        j.reindex = True
+                    with self._mu:
+                        self._dirty_index.setdefault(sid, j)
+                raise StorageError(
+                    f"writing the list index failed ({e}); the list and search show the "
+                    "sessions as they were until it succeeds (retried every flush): "
+                    "free disk space",
+                    getattr(e, "errno", None),
+                ) from e
+
+    def _try_flush_index(self) -> None:
+        """``flush_index``, logging a failure rather than raising it: the index stays
+        as it was, still readable (reads go on while the disk is full), and the next
+        flush, or the reconcile at the next start, catches up."""
+        try:
+            self.flush_index()
+        except StorageError as e:
+            log.warning("the index was left as it was: %s", e)
 
     def compact(self) -> int:
         """Write snapshots for sessions with new events; returns how many were written."""
@@ -92,10 +135,17 @@ class DerivedData:
             finally:
                 self.reconciled.set()
         tick = 0
+        failing = False  # the index write fails (a full disk): say so once, not 5x a second
         while not self._closed.wait(0.2):
             tick += 1
             try:
-                self.flush_index()
+                try:
+                    self.flush_index()
+                    failing = False
+                except StorageError as e:
+                    if not failing:
+                        log.warning("%s", e)
+                    failing = True
                 if self.fsync == "interval" and tick % 5 == 0:
                     with self._mu:
                         js = list(self._journals.values())

@@ -82,6 +82,9 @@ class Journal(GroupCommit):
         self._publish = threading.Lock()
         self._sync = SyncState()
         self.poisoned = False  # a write/fsync failed: reopen before using again
+        # replaces a poisoned journal, whose state the index may have read only in part:
+        # the index flush reconciles this session's whole row and docs once
+        self.reindex = resume_after is not None
         self.deleted = False
         self.event_ids: dict[str, int] = {}
         self.message_seq: dict[str, int] = {}  # message_id -> seq of its message.appended

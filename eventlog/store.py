@@ -166,6 +166,8 @@ class Store(Watching, DerivedData):
             self._evict()
         if old is not None:
             old.close()
+        if fresh.reindex:  # the index may hold what the poisoned journal never saved
+            self._mark_dirty(session_id, fresh)
         return fresh
 
     def _evict(self) -> None:
@@ -318,8 +320,9 @@ class Store(Watching, DerivedData):
             raise SessionNotFound(session_id) from None
 
     def list(self, req: ListRequest | None = None) -> ListResult:
-        """The session list (current: pending index work is flushed first)."""
-        self.flush_index()
+        """The session list (current: pending index work is flushed first; if that
+        cannot be written, as on a full disk, the list is the index as it was)."""
+        self._try_flush_index()
         return self.index.query(check(req or ListRequest()))
 
     # -- export / import ------------------------------------------------------------
@@ -454,7 +457,7 @@ class Store(Watching, DerivedData):
         if self._thread is not None:
             self._thread.join()
         try:
-            self.flush_index()
+            self._try_flush_index()
             self.compact()
         finally:
             with self._mu:

@@ -391,3 +391,43 @@ def test_subscribers_see_no_gap_after_a_failed_fsync(
         s.append(AppendRequest(session_id=sid, role="user", content="c"))
         assert seen == [2, 3, 4]
         assert s.head(sid) == 4
+
+
+def _enospc(fd: int, data: bytes) -> int:
+    raise OSError(errno.ENOSPC, "No space left on device (test)")
+
+
+def test_a_refused_append_never_reaches_the_list_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: an append is applied to the journal's in-memory state before its
+    line is written (the next build in the batch must see it); when the write failed,
+    the journal was poisoned, but the index flush still read that state, so the list
+    and full-text search showed a message that was never saved (until a restart's
+    reconcile). A poisoned journal is now reopened from the file for the index, and
+    what it had published but not yet indexed is kept."""
+    from eventlog import syscalls
+    from eventlog.errors import StorageError
+    from eventlog.requests import AppendRequest, ListRequest, StartRequest
+    from eventlog.store import Store
+
+    with Store(tmp_path / "m", background=False) as s:
+        sid = s.start(StartRequest()).session_id
+        s.flush_index()
+        # saved and acknowledged, but not yet in the index when the next one fails
+        s.append(AppendRequest(session_id=sid, role="user", content="kept aardvark"))
+        monkeypatch.setattr(syscalls, "write", _enospc)
+        with pytest.raises(StorageError, match="not saved"):
+            s.append(AppendRequest(session_id=sid, role="user", content="lost zebra"))
+        monkeypatch.undo()
+        (row,) = s.list().sessions
+        assert row.message_count == 1 and row.seq == 2, row
+        assert s.list(ListRequest(query="zebra")).sessions == []
+        assert [r.session_id for r in s.list(ListRequest(query="aardvark")).sessions] == [sid]
+        # and the session goes on from the file's truth
+        r = s.append(AppendRequest(session_id=sid, role="user", content="next yak"))
+        assert r.seq == 3
+        (row,) = s.list().sessions
+        assert row.message_count == 2 and row.seq == 3, row
+        assert [r.session_id for r in s.list(ListRequest(query="yak")).sessions] == [sid]
+        assert s.list(ListRequest(query="zebra")).sessions == []

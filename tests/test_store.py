@@ -15,6 +15,7 @@ from eventlog.errors import (
     SequenceConflict,
     SessionExists,
     SessionNotFound,
+    StorageError,
 )
 from eventlog.events import decoder
 from eventlog.fold import fold
@@ -280,3 +281,33 @@ def test_importing_eventlog_loads_no_aiohttp() -> None:
     code = "import sys, eventlog.store, eventlog.backend; print('aiohttp' in sys.modules, 'watchfiles' in sys.modules)"
     out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_an_index_write_that_fails_keeps_the_list_readable_and_catches_up_later(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: when the index could not be written (a full disk), ``list`` failed
+    with a bare sqlite3 error (a 500), and the events the flush had taken were never
+    indexed afterwards: search missed saved messages until a restart. The list now
+    serves the index as it was, and the next flush reindexes those sessions whole."""
+    import sqlite3
+
+    store = Store(data_dir, background=False)  # no flush but ours
+    sid = store.start(StartRequest(title="t")).session_id
+    store.flush_index()
+    store.append(AppendRequest(session_id=sid, role="user", content="saved wombat"))
+    real = store.index.apply
+
+    def full(items: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store.index, "apply", full)
+    with pytest.raises(StorageError, match=r"list index failed \(database or disk is full\)"):
+        store.flush_index()
+    (row,) = store.list().sessions  # no error: the row as it was
+    assert row.message_count == 0
+    monkeypatch.setattr(store.index, "apply", real)
+    (row,) = store.list().sessions
+    assert row.message_count == 1
+    assert [r.session_id for r in store.list(ListRequest(query="wombat")).sessions] == [sid]
+    store.close()
