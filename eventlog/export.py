@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -15,8 +16,14 @@ from . import faults
 from .errors import InvalidRequest, SessionExists, SessionNotFound
 from .events import Event, SessionStarted, decoder, encode_line, encoder
 from .files import fsync_dir, write_temp
-from .model import Session
+from .fold import fold
+from .layout import Layout
+from .model import Session, summarize
+from .notify import Lifecycle
 from .requests import MAX_DEPTH, check_session_id, too_deep
+
+if TYPE_CHECKING:
+    from .store import Store
 
 CONTENT_TYPES = {
     "openai": ("application/jsonl; charset=utf-8", "jsonl"),
@@ -139,22 +146,37 @@ def parse_events(data: bytes) -> dict[str, list[Event]]:
     return sessions
 
 
-def write_journals(
-    sessions: dict[str, list[Event]],
-    path_for: Callable[[str, str], str],
-    exists: Callable[[str], bool],
-) -> list[tuple[str, str]]:
-    """Write each session's journal atomically (temp file, fsync, rename, fsync folder).
+def import_into(store: Store, data: bytes) -> list[str]:
+    """Import an ``events`` export into ``store``: every journal is written (or, if any
+    session exists, none), then indexed and announced; returns the session ids."""
+    sessions = parse_events(data)
+    written = _write_journals(sessions, store.layout)
+    items = []
+    for sid, path in written:
+        store.adopt(sid, path)
+        session = fold(sid, sessions[sid])
+        size = os.stat(path).st_size
+        items.append((session, sessions[sid], store.layout.relative(path), size))
+    store.index.apply(items)
+    for session, _, _, _ in items:
+        store.hub.emit(Lifecycle("session.started", session.session_id, summarize(session)))
+    return [sid for sid, _ in written]
+
+
+def _write_journals(sessions: dict[str, list[Event]], layout: Layout) -> list[tuple[str, str]]:
+    """Write each session's journal atomically (temp file, fsync, link, fsync folder).
 
     Refuses the whole import, before writing anything, if any session already exists.
     Returns (session_id, path) for each written journal.
     """
     for sid in sessions:
-        if exists(sid):
+        if layout.find(sid) is not None:
             raise SessionExists(sid)
     written = []
     for sid, evs in sessions.items():
-        path = path_for(evs[0].ts[:10], sid)
+        date = evs[0].ts[:10]
+        layout.ensure_date_dir(date)
+        path = layout.journal_path(date, sid)
         tmp = write_temp(path, "import", b"".join(encode_line(e) for e in evs))
         try:
             os.link(tmp, path)  # unlike rename, refuses to replace a journal created meanwhile

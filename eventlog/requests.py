@@ -177,6 +177,12 @@ def validation_error(err: msgspec.ValidationError) -> InvalidRequest:
 
 def parse(kind: type[R], data: bytes | str | dict[str, Any]) -> R:
     """Decode JSON bytes or convert a dict into ``kind``, raising InvalidRequest."""
+    out = _decode(kind, data)
+    _remember(out)
+    return out
+
+
+def _decode(kind: type[R], data: bytes | str | dict[str, Any]) -> R:
     try:
         if isinstance(data, dict):
             out = msgspec.convert(data, kind)
@@ -190,7 +196,6 @@ def parse(kind: type[R], data: bytes | str | dict[str, Any]) -> R:
         raise InvalidRequest(TOO_DEEP, None) from None
     if _may_be_deep(data) and too_deep(out):
         raise InvalidRequest(TOO_DEEP, None)
-    _remember(out)
     return out
 
 
@@ -245,7 +250,7 @@ def check(req: R) -> R:
     ref = _parsed.get(id(req))
     if ref is not None and ref() is req:
         return req
-    return parse(type(req), msgspec.json.encode(req))
+    return _decode(type(req), msgspec.json.encode(req))  # used once: not remembered
 
 
 def check_session_id(session_id: object) -> str:

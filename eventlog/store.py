@@ -8,8 +8,6 @@ index and snapshots are derived from the journals and caught up in the backgroun
 from __future__ import annotations
 
 import builtins
-import contextlib
-import fcntl
 import os
 import secrets
 import threading
@@ -17,12 +15,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeVar
 
-from . import export, faults, maintenance, ops
+from . import export, maintenance, ops
+from .delete import remove_journal
 from .derived import DerivedData
 from .durability import FsyncPolicy
 from .errors import EventLogError, InvalidRequest, SessionNotFound
 from .events import Event, SessionStarted, SessionStartedData, new_event_id, now_iso
-from .files import fsync_dir
 from .fold import fold
 from .index import Index
 from .journal import Call, Journal, create
@@ -46,7 +44,7 @@ from .requests import (
     check_session_id,
 )
 from .scan import events_after
-from .snapshot import load_cold, snapshot_path, write_snapshot
+from .snapshot import load_cold, write_snapshot
 from .watching import Watching
 
 R = TypeVar("R")
@@ -137,6 +135,11 @@ class Store(Watching, DerivedData):
                 raise SessionNotFound(session_id)
             self._paths[session_id] = p
         return p
+
+    def adopt(self, session_id: str, path: str) -> None:
+        """A journal this store just created: remember where it is."""
+        with self._mu:
+            self._paths[session_id] = path
 
     def _journal(self, session_id: str) -> Journal:
         with self._mu:
@@ -248,8 +251,7 @@ class Store(Watching, DerivedData):
         # with new events, and a session may never get one)
         size = len_of(path)
         write_snapshot(path, session, size)
-        with self._mu:
-            self._paths[sid] = path
+        self.adopt(sid, path)
         self.index.apply([(session, [first], self.layout.relative(path), size)])
         self.hub.emit(Lifecycle("session.started", sid, summarize(session)))
         return session
@@ -349,26 +351,7 @@ class Store(Watching, DerivedData):
 
     def import_events(self, data: bytes) -> builtins.list[str]:
         """Import an ``events`` export; refuses (writing nothing) if any session exists."""
-        sessions = export.parse_events(data)
-
-        def path_for(date: str, sid: str) -> str:
-            self.layout.ensure_date_dir(date)
-            return self.layout.journal_path(date, sid)
-
-        def exists(sid: str) -> bool:
-            return self.layout.find(sid) is not None
-
-        written = export.write_journals(sessions, path_for, exists)
-        items = []
-        for sid, path in written:
-            with self._mu:
-                self._paths[sid] = path
-            session = fold(sid, sessions[sid])
-            items.append((session, sessions[sid], self.layout.relative(path), len_of(path)))
-        self.index.apply(items)
-        for session, _, _, _ in items:
-            self.hub.emit(Lifecycle("session.started", session.session_id, summarize(session)))
-        return [sid for sid, _ in written]
+        return export.import_into(self, data)
 
     # -- delete ------------------------------------------------------------------------
 
@@ -386,46 +369,17 @@ class Store(Watching, DerivedData):
         self.hub.emit(Lifecycle("session.deleted", session_id, None))
 
     def delete(self, session_id: str) -> None:
-        """Delete a session, crash-atomically: the rename of its journal into the trash
-        is the commit point; snapshot and torn tail are removed before it (so a crash
-        never leaves a deleted session's JSON behind), the trash copy after it."""
+        """Delete a session, crash-atomically (see ``delete.py``)."""
         path = self.path_of(session_id)
-        with self._mu:
+        with self._mu:  # the file watcher, seeing our rename, announces nothing
             self._deleting.add(session_id)
         try:
-            self._delete(session_id, path)
+            with self.compact_lock:  # no snapshot written meanwhile resurrects it
+                remove_journal(path, self.layout.trash, session_id, self._untrack(session_id))
+            self._announce_gone(session_id)
         finally:
             with self._mu:
                 self._deleting.discard(session_id)
-
-    def _delete(self, session_id: str, path: str) -> None:
-        with self.compact_lock:
-            j = self._untrack(session_id)
-            trash = os.path.join(self.layout.trash, f"{session_id}.{os.urandom(4).hex()}.jsonl")
-            lock_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX)  # no other process is mid-append
-                if j is not None:
-                    j.deleted = True
-                # Derived files go first: a crash after the commit point must not leave
-                # the deleted session's canonical JSON behind (other tools read it).
-                for derived in (snapshot_path(path), path + ".torn"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(derived)
-                try:
-                    os.rename(path, trash)
-                except FileNotFoundError:
-                    raise SessionNotFound(session_id) from None
-                faults.reach("delete.after_rename")
-                fsync_dir(os.path.dirname(path))
-            finally:
-                os.close(lock_fd)
-            for leftover in (snapshot_path(path), path + ".torn", trash):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(leftover)
-            if j is not None:
-                j.close()
-        self._announce_gone(session_id)
 
     def compact_all(self, progress: Callable[[int], None] | None = None) -> int:
         """Compact every journal on disk whose snapshot is behind (the CLI's ``compact``)."""

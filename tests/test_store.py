@@ -194,17 +194,17 @@ def test_a_watcher_firing_mid_delete_adds_no_second_deleted_notice(
     """Regression guard: the server's file watcher sees our own delete's rename and calls
     ``external_change``; if that lands before the delete has dropped the list row, it
     used to announce the deletion too, and list subscribers saw it twice."""
-    import eventlog.store as store_mod
+    import eventlog.delete as delete_mod
 
     heard: list[Notice] = []
     store.subscribe(heard.append)
-    real = store_mod.fsync_dir
+    real = delete_mod.fsync_dir
 
     def watcher_fires(path: str) -> None:  # right after the rename, the commit point
         real(path)
         store.external_change(session_id)
 
-    monkeypatch.setattr(store_mod, "fsync_dir", watcher_fires)
+    monkeypatch.setattr(delete_mod, "fsync_dir", watcher_fires)
     store.delete(session_id)
     deleted = [n for n in heard if isinstance(n, Lifecycle) and n.type == "session.deleted"]
     assert [n.session_id for n in deleted] == [session_id]
