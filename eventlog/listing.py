@@ -47,6 +47,12 @@ def fts_query(text: str | None) -> str | None:
     """User text as a safe FTS5 expression: every term quoted and required (all in one
     message, or all in the title), the last one a prefix if it has 3+ characters
     (search-as-you-type); None when nothing searchable is left."""
+    terms = fts_terms(text)
+    return None if terms is None else " AND ".join(terms)
+
+
+def fts_terms(text: str | None) -> list[str] | None:
+    """The terms of ``fts_query``, each a safe FTS5 phrase (see there)."""
     if not text:
         return None
     text = text.encode("utf-8", "replace").decode()  # a lone surrogate cannot be bound
@@ -60,7 +66,7 @@ def fts_query(text: str | None) -> str | None:
     # costs seconds in a big index, so short prefixes are matched as whole words
     if len(_WORD.findall(terms[-1])[-1]) >= 3:
         quoted[-1] += "*"
-    return " AND ".join(quoted)
+    return quoted
 
 
 def _nums(row: Sequence[Any]) -> tuple[int, int, int, int]:
@@ -109,11 +115,11 @@ def query(db: sqlite3.Connection, req: ListRequest, now: datetime | None = None)
         if value is not None:
             conds.append(sql)
             args.append(value)
-    match = fts_query(req.query)
-    if match is None:
+    terms = fts_terms(req.query)
+    if terms is None:
         rows, aggs = _list(db, req, conds, args, dates)
     else:
-        rows, aggs = _search(db, match, req, conds, args, dates)
+        rows, aggs = _search(db, terms, req, conds, args, dates)
     sessions = [_decode_summary(r[0]) for r in rows]
     total, n_today, n_week, messages = aggs
     return ListResult(
@@ -184,7 +190,7 @@ def _list(
 
 def _search(
     db: sqlite3.Connection,
-    match: str,
+    terms: list[str],
     req: ListRequest,
     conds: list[str],
     args: list[Any],
@@ -194,37 +200,21 @@ def _search(
         conds = [*conds, "s.sid IN (SELECT sid FROM tags WHERE tag = ?)"]
         args = [*args, req.tag]
     where = " AND ".join(conds)
+    match = " AND ".join(terms)
     try:
-        probe = db.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM docs WHERE docs MATCH ? LIMIT ?)",
-            (match, RANK_LIMIT + 1),
-        ).fetchone()[0]
-        if probe <= RANK_LIMIT:
-            # best doc per session; bm25 must run inside the FTS scan, hence the
-            # MATERIALIZED step before grouping
-            hits = (
-                "WITH m AS MATERIALIZED (SELECT rowid, "
-                f"bm25(docs, {_TITLE_WEIGHT}, 1.0) AS r FROM docs WHERE docs MATCH ?), "
-                f"hits AS (SELECT rowid >> {SLOT_BITS} AS sid, min(r) AS score "
-                "FROM m GROUP BY 1) "
-            )
-            hargs: tuple[str, ...] = (match,)
-        else:
-            hits = (
-                f"WITH hits AS (SELECT sid, -(sid IN (SELECT rowid >> {SLOT_BITS} "
-                "FROM docs WHERE docs MATCH ?)) AS score FROM (SELECT DISTINCT "
-                f"rowid >> {SLOT_BITS} AS sid FROM docs WHERE docs MATCH ?)) "
-            )
-            hargs = (f"{{title}} : ({match})", match)
-        # the window aggregates ride along with the page: the FTS query runs once
-        rows = db.execute(
-            f"{hits} SELECT s.summary, {_AGG_OVER} FROM hits h JOIN sessions s "
+        hits, hargs = _hits(db, terms, match)
+        # The page's sids and the window aggregates first, then only the page's summary
+        # blobs: reading every match's blob (for the window) cost more than the search.
+        keys = db.execute(
+            f"{hits} SELECT s.sid, {_AGG_OVER} FROM hits h JOIN sessions s "
             f"ON s.sid = h.sid WHERE {where} ORDER BY h.score, s.last_updated DESC, "
             "s.session_id LIMIT ? OFFSET ?",
             (*hargs, *dates, *args, req.limit, req.offset),
         ).fetchall()
-        if rows or req.offset == 0:
-            return rows, _nums(rows[0][1:]) if rows else (0, 0, 0, 0)
+        if keys:
+            return _summaries(db, [k[0] for k in keys]), _nums(keys[0][1:])
+        if req.offset == 0:
+            return [], (0, 0, 0, 0)
         agg = db.execute(  # a page past the end still reports the totals
             f"{hits} SELECT {_AGG} FROM hits h JOIN sessions s ON s.sid = h.sid WHERE {where}",
             (*hargs, *dates, *args),
@@ -234,3 +224,55 @@ def _search(
             raise
         return [], (0, 0, 0, 0)  # fts_query should prevent this; never a 500
     return [], _nums(agg)
+
+
+def _hits(db: sqlite3.Connection, terms: list[str], match: str) -> tuple[str, tuple[str, ...]]:
+    """A ``hits (sid, score)`` CTE for the sessions ``match`` finds, lower score first.
+
+    Scored by bm25 (best message per session; title hits weigh more) when at most
+    ``RANK_LIMIT`` messages match. bm25 counts, for each term, every message holding it:
+    a term in more than ``RANK_LIMIT`` messages (a common word: its weight is small)
+    filters but does not score, or a query like "the zephyr" costs tens of ms per
+    100k messages. With more matches, or only common terms, sessions whose title
+    matches come first, then newest first (ties are broken by the caller's ORDER BY).
+    """
+    if _more_than(db, match, RANK_LIMIT):
+        scoring: list[str] = []
+    elif len(terms) == 1:
+        scoring = terms
+    else:
+        scoring = [t for t in terms if not _more_than(db, t, RANK_LIMIT)]
+    # bm25 must run inside the FTS scan, hence the MATERIALIZED step before grouping
+    ranked = (
+        "WITH m AS MATERIALIZED (SELECT rowid AS doc, "
+        f"bm25(docs, {_TITLE_WEIGHT}, 1.0) AS r FROM docs WHERE docs MATCH ?), "
+        f"hits AS (SELECT doc >> {SLOT_BITS} AS sid, min(r) AS score FROM m "
+    )
+    if scoring == terms:
+        return f"{ranked}GROUP BY 1) ", (match,)
+    if scoring:
+        return (
+            f"{ranked}WHERE doc IN (SELECT rowid FROM docs WHERE docs MATCH ?) GROUP BY 1) ",
+            (" AND ".join(scoring), match),
+        )
+    return (
+        f"WITH hits AS (SELECT sid, -(sid IN (SELECT rowid >> {SLOT_BITS} "
+        "FROM docs WHERE docs MATCH ?)) AS score FROM (SELECT DISTINCT "
+        f"rowid >> {SLOT_BITS} AS sid FROM docs WHERE docs MATCH ?)) ",
+        (f"{{title}} : ({match})", match),
+    )
+
+
+def _more_than(db: sqlite3.Connection, match: str, n: int) -> bool:
+    """Do more than ``n`` messages (or titles) match? Stops counting at n + 1."""
+    row = db.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM docs WHERE docs MATCH ? LIMIT ?)", (match, n + 1)
+    ).fetchone()
+    return bool(row[0] > n)
+
+
+def _summaries(db: sqlite3.Connection, sids: list[int]) -> list[Any]:
+    """The summary rows of ``sids``, in that order."""
+    marks = ",".join("?" * len(sids))
+    blobs = dict(db.execute(f"SELECT sid, summary FROM sessions WHERE sid IN ({marks})", sids))
+    return [(blobs[sid],) for sid in sids]

@@ -409,6 +409,41 @@ def test_broad_query_lists_title_matches_first_then_newest(
     assert q(idx, query="rust", offset=5).total_sessions == 3
 
 
+def test_a_common_term_filters_but_does_not_score(
+    idx: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression guard: bm25 counts every message holding each term, so "the zephyr"
+    cost ~40 ms at 100k sessions for the word "the" alone. A term in more than
+    RANK_LIMIT messages now only filters: the hits are still exactly the sessions with
+    every term, ranked by the rarer terms (here: more "zephyr" ranks first)."""
+    monkeypatch.setattr(listing_module, "RANK_LIMIT", 4)  # "zephyr" is in 4 messages
+    once, thrice = J("once"), J("thrice", NOW - timedelta(days=3))
+    once.msg("the zephyr came")
+    thrice.msg("the zephyr zephyr zephyr")
+    only_rare, only_common = J("only-rare"), J("only-common")
+    only_rare.msg("zephyr without the article... well")
+    only_rare.msg("zephyr")  # no "the" in this one, and terms must share a message
+    only_common.msg("the end")
+    others = [J(f"o{i}") for i in range(8)]  # "the" in 11 messages
+    for o in others:
+        o.msg("the usual")
+    put(idx, once, thrice, only_rare, only_common, *others)
+    r = q(idx, query="the zephyr")
+    # only-rare's first message holds both words: it matches; its best bm25 is lower
+    assert ids(r)[0] == "thrice" and sorted(ids(r)) == ["once", "only-rare", "thrice"]
+    assert r.total_sessions == 3
+    terms = ['"the"', '"zephyr"*']  # bm25 scores "zephyr" alone; "the" still filters
+    assert listing_module._hits(idx._db, terms, " AND ".join(terms))[1] == (
+        '"zephyr"*',
+        '"the" AND "zephyr"*',
+    )
+    # all terms common: no bm25 at all, newest first (and the same sessions)
+    assert sorted(ids(q(idx, query="the usual"))) == [f"o{i}" for i in range(8)]
+    monkeypatch.setattr(listing_module, "RANK_LIMIT", 10_000)
+    assert sorted(ids(q(idx, query="the zephyr"))) == ["once", "only-rare", "thrice"]
+    assert ids(q(idx, query="the zephyr"))[0] == "thrice"
+
+
 def _mixed_store(index: Index) -> None:
     journals = []
     for i in range(40):
