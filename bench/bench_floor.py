@@ -12,6 +12,8 @@ dedup maps, no list index, no publication to subscribers.
 1f. one floor writer, p50/p99 latency vs raw write+fdatasync (the store's goal: <= 1.2x)
 2f. 32 floor threads on 32 files vs 32 raw threads (the store's goal: >= 0.8x); and 32
     floor *processes* (no GIL shared) vs the same raw threads and vs 32 raw processes
+2s. the store itself in 32 writer processes (a Store each, one session each, one data
+    dir, background index flush on) vs the same raw threads
 3f. 32 floor threads on one file with the smallest group commit (one lock for the
     write, one fsync in flight, the others wait for it) vs one such thread (goal >= 5x);
     and 32 asyncio tasks on one event loop (fsync in a thread) vs one task, one thread
@@ -55,7 +57,8 @@ from eventlog.events import (
     new_event_id,
     now_iso,
 )
-from eventlog.requests import AppendRequest, check
+from eventlog.requests import AppendRequest, StartRequest, check
+from eventlog.store import Store
 
 
 class Floor:
@@ -158,17 +161,32 @@ async def _async_group(floor: Floor, writers: int, duration: float) -> float:
     return count / ((now_ns() - t0) / 1e9)
 
 
-def run_processes(workers: list[Callable[[], object]], duration: float) -> float:
-    """Each worker repeats its call in its own forked process until a shared deadline;
+def _made(fn: Callable[[], object]) -> Callable[[], Callable[[], object]]:
+    """A ``run_processes`` worker whose call needs no set-up in the child."""
+    return lambda: fn
+
+
+def _store_writer(root: str, session_id: str) -> Callable[[], object]:
+    """In a writer process: its own Store on ``root``, appending to ``session_id``."""
+    store = Store(root, reconcile=False)
+    req = AppendRequest(session_id=session_id, role="user", content=CONTENT)
+    store.append(req)  # the journal is open before the clock starts
+    return partial(store.append, req)
+
+
+def run_processes(workers: list[Callable[[], Callable[[], object]]], duration: float) -> float:
+    """Each worker (a factory, run in the child first: what it opens is the child's own)
+    repeats the call it returns in its own forked process until a shared deadline;
     total calls per second. (No threads may be running: they are not forked.)"""
     r, w = os.pipe()
-    start = time.monotonic() + 0.2  # every child is forked before the clock starts
+    start = time.monotonic() + 0.2 + 0.02 * len(workers)  # all forked and set up first
     pids = []
-    for fn in workers:
+    for make in workers:
         pid = os.fork()
         if pid == 0:  # the child: never returns into the caller's code
             code = 1
             try:
+                fn = make()
                 while time.monotonic() < start:
                     time.sleep(0.001)
                 end, n = start + duration, 0
@@ -225,14 +243,24 @@ def bench_concurrent(root: str, writers: int, duration: float, rounds: int) -> N
     group = FloorGroup(os.path.join(root, "floor-group.jsonl"))
     floor_fns = [f.append for f in floors]
     raw_fns = [partial(raw_append, fd) for fd in raws]
+    # the store itself in writer processes: one Store each (background index flush on,
+    # as a server runs it), one session each, all in one data dir
+    data = os.path.join(root, "store")
+    with Store(data, background=False) as s:
+        sids = [s.start(StartRequest(title=f"w{i}")).session_id for i in range(writers)]
+    stores = [partial(_store_writer, data, sid) for sid in sids]
     agroup = Floor(os.path.join(root, "floor-async.jsonl"))
-    kinds = ("raw_t", "floor_t", "raw_p", "floor_p", "group1", "groupN", "async1", "asyncN")
+    kinds = (
+        *("raw_t", "floor_t", "raw_p", "floor_p", "store_p"),
+        *("group1", "groupN", "async1", "asyncN"),
+    )
     rates: dict[str, list[float]] = {k: [] for k in kinds}
     for _ in range(rounds):  # neighbours in time are compared: the disk drifts
         rates["raw_t"].append(run_threads(raw_fns, duration).per_s)
         rates["floor_t"].append(run_threads(floor_fns, duration).per_s)
-        rates["raw_p"].append(run_processes(raw_fns, duration))
-        rates["floor_p"].append(run_processes(floor_fns, duration))
+        rates["raw_p"].append(run_processes([_made(f) for f in raw_fns], duration))
+        rates["floor_p"].append(run_processes([_made(f) for f in floor_fns], duration))
+        rates["store_p"].append(run_processes(stores, duration))
         rates["group1"].append(run_threads([group.append], duration).per_s)
         rates["groupN"].append(run_threads([group.append] * writers, duration).per_s)
         rates["async1"].append(asyncio.run(_async_group(agroup, 1, duration)))
@@ -268,6 +296,15 @@ def bench_concurrent(root: str, writers: int, duration: float, rounds: int) -> N
         f"{med('raw_p'):,.0f}",
         ratio("floor_p", "raw_p"),
     )
+    r = ratio("store_p", "raw_t")
+    row(
+        f"2s. the store, {writers} writer processes (vs raw threads)",
+        f"{med('store_p'):,.0f}",
+        f"{med('raw_t'):,.0f}",
+        r,
+        ">= 0.80x",
+        r >= 0.8,
+    )
     r = ratio("groupN", "group1")
     row(
         f"3f. floor group commit, {writers} threads x 1 file (lines/s)",
@@ -294,7 +331,8 @@ def bench_concurrent(root: str, writers: int, duration: float, rounds: int) -> N
     print(
         f"note 2f/3f: {rounds} rounds x {duration:g} s, lines/s per round: raw threads "
         f"{spread('raw_t')}; floor threads {spread('floor_t')}; raw processes "
-        f"{spread('raw_p')}; floor processes {spread('floor_p')}; group commit 1 thread "
+        f"{spread('raw_p')}; floor processes {spread('floor_p')}; store processes "
+        f"{spread('store_p')}; group commit 1 thread "
         f"{spread('group1')}, {writers} threads {spread('groupN')}; async 1 task "
         f"{spread('async1')}, {writers} tasks {spread('asyncN')}"
     )
