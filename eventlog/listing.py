@@ -236,19 +236,20 @@ def _hits(db: sqlite3.Connection, terms: list[str], match: str) -> tuple[str, tu
     100k messages. With more matches, or only common terms, sessions whose title
     matches come first, then newest first (ties are broken by the caller's ORDER BY).
     """
+    distinct = list(dict.fromkeys(terms))  # one probe per term, however often typed
     if _more_than(db, match, RANK_LIMIT):
         scoring: list[str] = []
-    elif len(terms) == 1:
-        scoring = terms
+    elif len(distinct) == 1:
+        scoring = distinct
     else:
-        scoring = [t for t in terms if not _more_than(db, t, RANK_LIMIT)]
+        scoring = [t for t in distinct if not _more_than(db, t, RANK_LIMIT)]
     # bm25 must run inside the FTS scan, hence the MATERIALIZED step before grouping
     ranked = (
         "WITH m AS MATERIALIZED (SELECT rowid AS doc, "
         f"bm25(docs, {_TITLE_WEIGHT}, 1.0) AS r FROM docs WHERE docs MATCH ?), "
         f"hits AS (SELECT doc >> {SLOT_BITS} AS sid, min(r) AS score FROM m "
     )
-    if scoring == terms:
+    if scoring == distinct:
         return f"{ranked}GROUP BY 1) ", (match,)
     if scoring:
         return (
