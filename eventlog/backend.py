@@ -138,15 +138,25 @@ class FileBackend:
             batch = self._batches[req.session_id] = []
             loop.call_soon(self._flush, req.session_id)
         batch.append((builder(req), fut))
-        tried = await fut
+        try:
+            tried = await fut
+        except asyncio.CancelledError:  # the client went away, maybe after the write
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                done = fut.result()
+                if done is not None:
+                    self.store.release(done[0])
+            raise
         if tried is None:
             return await self._run(self.store.write, req)
         journal, call = tried
-        if call.end:
-            if self.store.fsync == "always":
-                await self._syncer.durable(journal, call.end)
-            else:
-                journal.commit(call.end)  # no fsync to wait for: publishes at once
+        try:
+            if call.end:
+                if self.store.fsync == "always":
+                    await self._syncer.durable(journal, call.end)
+                else:
+                    journal.commit(call.end)  # no fsync to wait for: publishes at once
+        finally:
+            self.store.release(journal)  # the lease try_write took for this call
         return call.outcome()
 
     def _flush(self, session_id: str) -> None:

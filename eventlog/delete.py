@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 
 def remove_journal(path: str, trash_dir: str, session_id: str, j: Journal | None) -> None:
-    """Remove a session's files (``j``: its journal open here, marked deleted and closed),
-    or raise SessionNotFound if the journal is gone already."""
+    """Remove a session's files (``j``: its journal open here, marked deleted; the
+    caller closes it), or raise SessionNotFound if the journal is gone already."""
     trash = os.path.join(trash_dir, f"{session_id}.{os.urandom(4).hex()}.jsonl")
     try:
         lock_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -52,5 +52,3 @@ def remove_journal(path: str, trash_dir: str, session_id: str, j: Journal | None
     for leftover in (snapshot_path(path), path + ".torn", trash):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(leftover)
-    if j is not None:
-        j.close()

@@ -47,6 +47,9 @@ class DerivedData:
     def _journal(self, session_id: str) -> Journal:
         raise NotImplementedError
 
+    def release(self, j: Journal, n: int = 1) -> None:
+        raise NotImplementedError
+
     def _mark_dirty(self, session_id: str, j: Journal) -> None:
         """``j`` has events the index and the snapshot do not have yet."""
         with self._mu:
@@ -73,6 +76,7 @@ class DerivedData:
                     except (EventLogError, OSError) as e:
                         log.warning("index: session %s left as it was: %s", sid, e)
                         continue
+                    self.release(j)  # only its state is read, under its lock
                 with j.lock:
                     if j.deleted:
                         continue
@@ -113,18 +117,40 @@ class DerivedData:
         """Write snapshots for sessions with new events; returns how many were written."""
         with self._mu:
             dirty, self._dirty_snap = self._dirty_snap, {}
+            for j in dirty.values():  # leased: not evicted (closed) while compacted
+                j.users += 1
         n = 0
         for sid, j in dirty.items():
-            with self.compact_lock:  # delete takes it too: no snapshot resurrects a session
-                if j.deleted or j.poisoned:
-                    continue
-                try:
-                    compactor.compact_journal(j)
-                    n += 1
-                except (OSError, EventLogError):
-                    with self._mu:  # try again next round
-                        self._dirty_snap.setdefault(sid, j)
+            try:
+                with self.compact_lock:  # delete takes it too: no snapshot resurrects it
+                    if j.deleted or j.poisoned:
+                        continue
+                    try:
+                        compactor.compact_journal(j)
+                        n += 1
+                    except (OSError, EventLogError):
+                        with self._mu:  # try again next round
+                            self._dirty_snap.setdefault(sid, j)
+            finally:
+                self.release(j)
         return n
+
+    def _sync_all(self) -> None:
+        """fsync every open journal (the ``interval`` policy's flusher)."""
+        with self._mu:
+            js = list(self._journals.values())
+            for j in js:  # leased: not evicted (closed) while synced
+                j.users += 1
+        try:
+            for j in js:
+                if not (j.deleted or j.poisoned):
+                    try:
+                        j.sync()
+                    except EventLogError as e:  # poisoned now; the others still get theirs
+                        log.warning("interval fsync: %s", e)
+        finally:
+            for j in js:
+                self.release(j)
 
     def _background(self) -> None:
         if self._reconcile_later:
@@ -147,10 +173,6 @@ class DerivedData:
                         log.warning("%s", e)
                     failing = True
                 if self.fsync == "interval" and tick % 5 == 0:
-                    with self._mu:
-                        js = list(self._journals.values())
-                    for j in js:
-                        if not (j.deleted or j.poisoned):
-                            j.sync()
+                    self._sync_all()
             except Exception:  # a hiccup must not kill the thread; say what it was
                 log.exception("background index flush / interval fsync failed")

@@ -82,6 +82,8 @@ class Journal(GroupCommit):
         self._publish = threading.Lock()
         self._sync = SyncState()
         self.poisoned = False  # a write/fsync failed: reopen before using again
+        self.users = 0  # leases the store handed out (guarded by the store's lock)
+        self.retired = False  # replaced while leased: the last release closes it
         # replaces a poisoned journal, whose state the index may have read only in part:
         # the index flush reconciles this session's whole row and docs once
         self.reindex = resume_after is not None

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeVar
 
 from . import export, maintenance, ops
+from .cache import JournalCache
 from .delete import remove_journal
 from .derived import DerivedData
 from .durability import FsyncPolicy
@@ -41,7 +42,6 @@ from .requests import (
     StartRequest,
     UpdateRequest,
     check,
-    check_session_id,
 )
 from .scan import events_after
 from .snapshot import load_cold, write_snapshot
@@ -61,7 +61,7 @@ class LoadResult:
         self.message_start = message_start
 
 
-class Store(Watching, DerivedData):
+class Store(JournalCache, Watching, DerivedData):
     """Sessions stored as journals under ``root`` (see SPEC §2-3)."""
 
     def __init__(
@@ -119,84 +119,20 @@ class Store(Watching, DerivedData):
         if row is not None:
             self.hub.emit(Lifecycle("session.updated", session_id, row))
 
-    # -- paths and journals ------------------------------------------------------
-
-    def path_of(self, session_id: str) -> str:
-        """The journal path of a session, or SessionNotFound."""
-        check_session_id(session_id)
-        with self._mu:
-            p = self._paths.get(session_id)
-        if p is not None and os.path.exists(p):
-            return p
-        p = self.layout.find(session_id)
-        with self._mu:
-            if p is None:
-                self._paths.pop(session_id, None)
-                raise SessionNotFound(session_id)
-            self._paths[session_id] = p
-        return p
-
-    def adopt(self, session_id: str, path: str) -> None:
-        """A journal this store just created: remember where it is."""
-        with self._mu:
-            self._paths[session_id] = path
-
-    def _journal(self, session_id: str) -> Journal:
-        with self._mu:
-            j = self._journals.get(session_id)
-            if j is not None and not (j.poisoned or j.deleted):
-                self._journals.move_to_end(session_id)
-                return j
-        # after a failed write/fsync, the new journal publishes what the old one wrote
-        # but never published (subscribers must not see a gap)
-        resume = j.published_seq if j is not None and j.poisoned and not j.deleted else None
-        path = self.path_of(session_id)
-        fresh = Journal(
-            path,
-            session_id,
-            self.fsync,
-            self._on_durable,
-            resume_after=resume,
-            listening=self.hub.listening,
-        )
-        with self._mu:
-            old = self._journals.pop(session_id, None)
-            if old is not None and not (old.poisoned or old.deleted):
-                self._journals[session_id] = old  # another thread won the race
-                fresh.close()
-                return old
-            self._journals[session_id] = fresh
-            self._evict()
-        if old is not None:
-            old.close()
-        if fresh.reindex:  # the index may hold what the poisoned journal never saved
-            self._mark_dirty(session_id, fresh)
-        return fresh
-
-    def _evict(self) -> None:
-        while len(self._journals) > self._max_open:
-            for sid, j in self._journals.items():
-                if not (
-                    sid in self._dirty_index or sid in self._dirty_snap or sid in self._watched
-                ):
-                    del self._journals[sid]
-                    j.close()
-                    break
-            else:
-                return  # everything is dirty: stay over the cap until the next flush
+    # -- writing through the open journals ---------------------------------------
 
     def _write(self, session_id: str, build: ops.Build) -> Any:
         """Run a handler against a session's journal; reopen once if it was replaced."""
         for attempt in (1, 2):
-            j = self._journal(session_id)
-            try:
-                result = j.append(build)
-            except SessionNotFound:
-                if attempt == 2 or not j.deleted:
-                    raise
-                continue
-            self._mark_dirty(session_id, j)
-            return result
+            with self._using(session_id) as j:
+                try:
+                    result = j.append(build)
+                except SessionNotFound:
+                    if attempt == 2 or not j.deleted:
+                        raise
+                    continue
+                self._mark_dirty(session_id, j)
+                return result
         raise AssertionError("unreachable")
 
     def try_write(
@@ -205,17 +141,24 @@ class Store(Watching, DerivedData):
         """Build and write (not fsync) on an open journal without waiting for another
         process or opening a file; None if that is not possible now (then use the
         blocking ``write``). The caller then runs ``journal.commit(call.end)`` before it
-        reads ``call.outcome()``: nothing is acknowledged before it is durable."""
+        reads ``call.outcome()`` (nothing is acknowledged before it is durable), and
+        ``release(journal)`` once per call: each holds a lease (see ``_journal``)."""
         with self._mu:
             j = self._journals.get(session_id)
             if j is None or j.poisoned or j.deleted:
                 return None
             self._journals.move_to_end(session_id)
-        calls = j.try_write(builds)
-        if calls is None:
+            j.users += len(builds)
+        try:
+            calls = j.try_write(builds)
+        except BaseException:
+            self.release(j, len(builds))
+            raise
+        if calls is None or (
+            j.deleted and any(isinstance(c.error, SessionNotFound) for c in calls)
+        ):  # busy; or replaced underneath us: ``write`` reopens it (nothing written)
+            self.release(j, len(builds))
             return None
-        if j.deleted and any(isinstance(c.error, SessionNotFound) for c in calls):
-            return None  # replaced underneath us: ``write`` reopens it (nothing written)
         if any(c.error is None for c in calls):  # as ``_write``: a failed write marks
             self._mark_dirty(session_id, j)  # nothing (its journal is poisoned, re-read)
         return j, calls
@@ -299,13 +242,19 @@ class Store(Watching, DerivedData):
     def _current(self, session_id: str) -> Session:
         with self._mu:
             j = self._journals.get(session_id)
-        if j is not None and not (j.poisoned or j.deleted):
+            if j is not None and not (j.poisoned or j.deleted):
+                j.users += 1
+            else:
+                j = None
+        if j is not None:
             try:
                 j.refresh()
                 with j.lock:
                     return j.folder.session()
             except SessionNotFound:
                 pass
+            finally:
+                self.release(j)
         session, _, _ = load_cold(self.path_of(session_id), session_id)
         return session
 
@@ -355,14 +304,6 @@ class Store(Watching, DerivedData):
 
     # -- delete ------------------------------------------------------------------------
 
-    def _untrack(self, session_id: str) -> Journal | None:
-        """Forget a session in this process's maps; returns its journal if it was open."""
-        with self._mu:
-            self._paths.pop(session_id, None)
-            self._dirty_index.pop(session_id, None)
-            self._dirty_snap.pop(session_id, None)
-            return self._journals.pop(session_id, None)
-
     def _announce_gone(self, session_id: str) -> None:
         """Drop the list row and tell listeners (our delete, or another process's)."""
         self.index.remove(session_id)
@@ -375,7 +316,9 @@ class Store(Watching, DerivedData):
             self._deleting.add(session_id)
         try:
             with self.compact_lock:  # no snapshot written meanwhile resurrects it
-                remove_journal(path, self.layout.trash, session_id, self._untrack(session_id))
+                j = self._untrack(session_id)
+                remove_journal(path, self.layout.trash, session_id, j)
+                self._retire(j)
             self._announce_gone(session_id)
         finally:
             with self._mu:

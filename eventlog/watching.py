@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from .errors import SessionNotFound
@@ -34,7 +35,7 @@ class Watching:
     hub: Hub
     layout: Layout
 
-    def _journal(self, session_id: str) -> Journal:
+    def _using(self, session_id: str) -> AbstractContextManager[Journal]:
         raise NotImplementedError
 
     def path_of(self, session_id: str) -> str:
@@ -43,20 +44,23 @@ class Watching:
     def _untrack(self, session_id: str) -> Journal | None:
         raise NotImplementedError
 
+    def _retire(self, j: Journal | None) -> None:
+        raise NotImplementedError
+
     def _announce_gone(self, session_id: str) -> None:
         raise NotImplementedError
 
     def refresh(self, session_id: str) -> list[Event]:
         """Pick up events another process appended to a journal we have open; for one we
         do not have open, publish them too (the watcher calls this on file changes)."""
-        j = self._journal(session_id)
-        try:
-            events = j.refresh()
-        except SessionNotFound:
-            return []
-        if events:
-            self._mark_dirty(session_id, j)
-        return events
+        with self._using(session_id) as j:
+            try:
+                events = j.refresh()
+            except SessionNotFound:
+                return []
+            if events:
+                self._mark_dirty(session_id, j)
+            return events
 
     def unchanged(self, session_id: str) -> bool:
         """Is the journal open here and the file exactly what we wrote or read (same
@@ -77,17 +81,17 @@ class Watching:
         j = self._untrack(session_id)
         if j is not None:
             j.deleted = True
-            j.close()
+        self._retire(j)
         self._announce_gone(session_id)
 
     def watch(self, session_id: str) -> int:
         """Keep the session's journal open (so events that other processes append are
         published on ``external_change``) until a matching ``unwatch``; returns head."""
-        j = self._journal(session_id)
-        with self._mu:
-            self._watched[session_id] = self._watched.get(session_id, 0) + 1
-        j.refresh()
-        return j.last_seq
+        with self._using(session_id) as j:
+            with self._mu:
+                self._watched[session_id] = self._watched.get(session_id, 0) + 1
+            j.refresh()
+            return j.last_seq
 
     def unwatch(self, session_id: str) -> None:
         with self._mu:

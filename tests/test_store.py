@@ -3,8 +3,10 @@ export/import — all on real files."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -310,4 +312,53 @@ def test_an_index_write_that_fails_keeps_the_list_readable_and_catches_up_later(
     (row,) = store.list().sessions
     assert row.message_count == 1
     assert [r.session_id for r in store.list(ListRequest(query="wombat")).sessions] == [sid]
+    store.close()
+
+
+def test_a_journal_in_use_is_not_evicted_under_its_writer(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: with more sessions open than ``max_open``, opening one evicted (closed)
+    the least recently used journal even while an append to it waited for its fsync:
+    the fsync then ran on a closed fd (an error for a saved line) or, had the number
+    been reused by the newly opened file, on another file (an ack without an fsync).
+    Journals handed out to a writer are now leased and never evicted."""
+    import threading
+
+    from eventlog import syscalls
+
+    store = Store(data_dir, max_open=1, background=False)
+    a, b = (store.start(StartRequest()).session_id for _ in range(2))
+    store.append(AppendRequest(session_id=a, role="user", content="warm"))
+    store.flush_index()
+    store.compact()  # a is open and clean: the first candidate to evict
+    ja = store._journals[a]
+    ino = os.fstat(ja.fd).st_ino
+    in_fsync, go = threading.Event(), threading.Event()
+    seen: list[int] = []
+    real = syscalls.fdatasync
+
+    def held(fd: int) -> None:
+        if fd == ja.fd and not go.is_set():
+            in_fsync.set()
+            go.wait(10)
+            seen.append(os.fstat(fd).st_ino)  # still a's file? (EBADF if closed)
+        real(fd)
+
+    monkeypatch.setattr(syscalls, "fdatasync", held)
+    out: list[Any] = []
+    t = threading.Thread(
+        target=lambda: out.append(
+            store.append(AppendRequest(session_id=a, role="user", content="x"))
+        )
+    )
+    t.start()
+    assert in_fsync.wait(10)
+    store.append(AppendRequest(session_id=b, role="user", content="y"))  # opens b: evicts?
+    go.set()
+    t.join(10)
+    assert seen == [ino] and out and out[0].seq == 3, (seen, out)
+    assert not ja.fd < 0  # still open: it was in use
+    store.append(AppendRequest(session_id=a, role="user", content="z"))
+    assert [m.content for m in store.load(a).session.messages] == ["warm", "x", "z"]
     store.close()
