@@ -362,3 +362,59 @@ def test_a_journal_in_use_is_not_evicted_under_its_writer(
     store.append(AppendRequest(session_id=a, role="user", content="z"))
     assert [m.content for m in store.load(a).session.messages] == ["warm", "x", "z"]
     store.close()
+
+
+def test_many_writers_over_a_tiny_journal_cap_all_succeed_and_leak_nothing(
+    data_dir: Path,
+) -> None:
+    """Regression: with far more sessions in use than ``max_open``, journals are evicted
+    and reopened all the time, under writers, readers, the background index flush and
+    compaction; before journals were leased, appends here failed with "file descriptor
+    cannot be a negative integer (-1)" (their journal closed under them). Every append
+    must succeed exactly once, in seq order per session, and once all is done no lease
+    is left held (a leaked one would keep its journal from ever being evicted) and no
+    journal fd stays open."""
+    import random
+    import threading
+
+    fds_before = len(os.listdir("/proc/self/fd"))
+    store = Store(data_dir, max_open=2)
+    sids = [store.start(StartRequest()).session_id for _ in range(6)]
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for k in range(40):
+                sid = rng.choice(sids)
+                store.append(AppendRequest(session_id=sid, role="user", content=f"{seed}-{k}"))
+                if k % 7 == 0:
+                    store.head(rng.choice(sids))
+        except BaseException as e:
+            errors.append(e)
+
+    def compactor() -> None:
+        while not done.is_set():
+            store.compact()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    side = threading.Thread(target=compactor)
+    side.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    done.set()
+    side.join(60)
+    assert not errors, errors
+    contents = []
+    for sid in sids:
+        s = store.load(sid).session
+        assert s.seq == 1 + len(s.messages)  # session.started, then one event each
+        contents += [m.content for m in s.messages]
+    assert sorted(contents) == sorted(f"{i}-{k}" for i in range(8) for k in range(40))
+    with store._mu:
+        assert [j.users for j in store._journals.values()] == [0] * len(store._journals)
+    store.close()
+    assert len(os.listdir("/proc/self/fd")) <= fds_before + 1  # the index may keep one
