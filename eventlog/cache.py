@@ -66,12 +66,11 @@ class JournalCache:
         """The session's journal, opened if need be, and leased: give it back with
         ``release`` (``_using`` does both). A leased journal is never evicted, so no
         append finds its file closed, or its fd number reused, halfway."""
+        j = self._lease_open(session_id)
+        if j is not None:
+            return j
         with self._mu:
             j = self._journals.get(session_id)
-            if j is not None and not (j.poisoned or j.deleted):
-                self._journals.move_to_end(session_id)
-                j.users += 1
-                return j
         # after a failed write/fsync, the new journal publishes what the old one wrote
         # but never published (subscribers must not see a gap)
         resume = j.published_seq if j is not None and j.poisoned and not j.deleted else None
@@ -98,6 +97,17 @@ class JournalCache:
         if fresh.reindex:  # the index may hold what the poisoned journal never saved
             self._mark_dirty(session_id, fresh)
         return fresh
+
+    def _lease_open(self, session_id: str, n: int = 1) -> Journal | None:
+        """The session's journal with ``n`` leases, if it is open and usable (not
+        poisoned or deleted); None otherwise. Never opens a file."""
+        with self._mu:
+            j = self._journals.get(session_id)
+            if j is None or j.poisoned or j.deleted:
+                return None
+            self._journals.move_to_end(session_id)
+            j.users += n
+            return j
 
     def release(self, j: Journal, n: int = 1) -> None:
         """Give back ``n`` leases on ``j`` (from ``_journal`` or ``try_write``)."""

@@ -143,12 +143,9 @@ class Store(JournalCache, Watching, DerivedData):
         blocking ``write``). The caller then runs ``journal.commit(call.end)`` before it
         reads ``call.outcome()`` (nothing is acknowledged before it is durable), and
         ``release(journal)`` once per call: each holds a lease (see ``_journal``)."""
-        with self._mu:
-            j = self._journals.get(session_id)
-            if j is None or j.poisoned or j.deleted:
-                return None
-            self._journals.move_to_end(session_id)
-            j.users += len(builds)
+        j = self._lease_open(session_id, len(builds))
+        if j is None:
+            return None
         try:
             calls = j.try_write(builds)
         except BaseException:
@@ -192,7 +189,7 @@ class Store(JournalCache, Watching, DerivedData):
         session = fold(sid, [first])
         # the canonical JSON exists from the start (the compactor only sees journals
         # with new events, and a session may never get one)
-        size = len_of(path)
+        size = os.stat(path).st_size
         write_snapshot(path, session, size)
         self.adopt(sid, path)
         self.index.apply([(session, [first], self.layout.relative(path), size)])
@@ -240,12 +237,7 @@ class Store(JournalCache, Watching, DerivedData):
         return LoadResult(session, start)
 
     def _current(self, session_id: str) -> Session:
-        with self._mu:
-            j = self._journals.get(session_id)
-            if j is not None and not (j.poisoned or j.deleted):
-                j.users += 1
-            else:
-                j = None
+        j = self._lease_open(session_id)
         if j is not None:
             try:
                 j.refresh()
@@ -369,7 +361,3 @@ class Store(JournalCache, Watching, DerivedData):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def len_of(path: str) -> int:
-    return os.stat(path).st_size
