@@ -9,7 +9,7 @@ Everything is measured in one run, store and baseline side by side, on one files
 2. 32 writer threads on 32 sessions (one store) vs 32 raw threads, each write+fdatasync
    on its own file (goal >= 80 % of raw); also raw-32 / raw-1.
 3. 32 writer threads on ONE session: group commit (goal >= 5x one writer); counts the
-   fdatasync calls the journal makes (``eventlog.syscalls.fdatasync`` is wrapped).
+   fdatasync calls the journal makes (``eventlog.backends.file.syscalls.fdatasync`` is wrapped).
 2b/3b. the same through the async API (``FileBackend``, the server's path): 32 asyncio
    tasks instead of threads; 3b is compared with one task and with one thread.
 4. load of a 10,000-message session vs ``msgspec.json.Decoder().decode_lines`` of the
@@ -41,12 +41,12 @@ from pathlib import Path
 
 import msgspec
 
-import eventlog.syscalls as syscalls
-from eventlog.backend import FileBackend
+import eventlog.backends.file.syscalls as syscalls
+from eventlog.backends.file.backend import FileBackend
+from eventlog.backends.file.snapshot import snapshot_path
+from eventlog.backends.file.store import Store
 from eventlog.events import decoder as event_decoder
 from eventlog.requests import AppendRequest, StartRequest
-from eventlog.snapshot import snapshot_path
-from eventlog.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 CONTENT = (

@@ -50,6 +50,7 @@ from bench_engine import (
     run_threads,
 )
 
+from eventlog.backends.file.store import Store
 from eventlog.events import (
     MessageAppended,
     MessageAppendedData,
@@ -58,7 +59,6 @@ from eventlog.events import (
     now_iso,
 )
 from eventlog.requests import AppendRequest, StartRequest, check
-from eventlog.store import Store
 
 
 class Floor:

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import accumulate
 
+from eventlog.backends.file.index import Index
 from eventlog.events import MessageAppended, MessageAppendedData
-from eventlog.index import Index
 from eventlog.model import Message, Session, Stats
 from eventlog.requests import ListRequest
 

@@ -15,7 +15,7 @@ survive too). After every kill, before the next start, the files are checked:
 - lost:        an acknowledged append (or start) that is not in its journal at its seq
 - duplicated:  a message_id written more than once in a session
 - gaps:        a journal whose seqs are not 1..N (or that has an unusable line)
-- unverified:  ``eventlog.maintenance.verify`` problems other than a torn tail
+- unverified:  ``eventlog.backends.file.maintenance.verify`` problems other than a torn tail
 - unpublished: an event a subscriber received that is not in the journal (same seq, id)
 - sub_gaps:    a subscriber that saw a session's seqs out of order / with a gap after
                resuming with ``after_seq`` (it resumes across restarts)
@@ -54,9 +54,9 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 import aiohttp  # noqa: E402
 
+from eventlog.backends.file.maintenance import verify  # noqa: E402
+from eventlog.backends.file.scan import read_tail  # noqa: E402
 from eventlog.events import MessageAppended  # noqa: E402
-from eventlog.maintenance import verify  # noqa: E402
-from eventlog.scan import read_tail  # noqa: E402
 
 PYTHON = sys.executable
 _URL_RE = re.compile(rb"serving (http://\S+/)")

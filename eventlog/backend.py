@@ -1,34 +1,20 @@
-"""The storage interface the server talks to, and its file-backed implementation.
+"""The storage interface the server talks to, whatever holds the data.
 
-``Backend`` is deliberately small and async so that a second implementation (several
-servers sharing Redis Streams) can slot in without touching ``server/``; the
-conformance suite (tests/test_backend_conformance.py) runs against every backend.
-
-``FileBackend`` runs the synchronous ``Store`` on a thread pool, except the hot path:
-a write to an open, uncontended journal is built and written on the event loop (a few
-microseconds of CPU, and no thread hop for the GIL to convoy on), and only its fsync
-waits in a thread (``syncer.py``), shared by everything written meanwhile.
+``Backend`` is deliberately small and async: the file backend (``backends/file``) and
+the PostgreSQL backend (``backends/postgres``) implement it, ``server/`` knows nothing
+else, and one conformance suite (tests/test_backend_conformance.py) runs against each.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import os
-import threading
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import Any, Protocol, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
-from .durability import FsyncPolicy
 from .events import Event
-from .journal import Call, Journal
-from .listing import ListResult
 from .model import Session
 from .notify import Notice
-from .ops import Build, Result, SaveResult, WriteRequest, builder
+from .ops import Result, SaveResult
 from .requests import (
     AppendRequest,
     CompleteRequest,
@@ -41,12 +27,8 @@ from .requests import (
     SaveRequest,
     StartRequest,
     UpdateRequest,
-    check,
 )
-from .store import LoadResult, Store
-from .syncer import LoopSyncer
-
-T = TypeVar("T")
+from .results import ListResult, LoadResult
 
 
 class Backend(Protocol):
@@ -78,175 +60,3 @@ class Backend(Protocol):
     async def health(self) -> dict[str, Any]: ...
     def subscribe(self, listener: Callable[[Notice], None]) -> Callable[[], None]: ...
     async def close(self) -> None: ...
-
-
-class FileBackend:
-    """``Backend`` over a ``Store`` in a data directory."""
-
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        *,
-        fsync: FsyncPolicy = "always",
-        threads: int = 64,
-        store: Store | None = None,
-    ) -> None:
-        self.store = store or Store(root, fsync=fsync, reconcile="background")
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="eventlog")
-        self._syncer = LoopSyncer()
-        self._batches: dict[str, builtins.list[tuple[Build, asyncio.Future[Any]]]] = {}
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
-
-    async def start(self, req: StartRequest) -> Session:
-        return await self._run(self.store.start, req)
-
-    async def append(self, req: AppendRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def delta(self, req: DeltaRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def complete(self, req: CompleteRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def edit(self, req: EditRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def update(self, req: UpdateRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def record_error(self, req: RecordErrorRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def save(self, req: SaveRequest) -> SaveResult:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def _write(self, req: WriteRequest) -> Any:
-        """Build and write on the loop when the journal is open and free (microseconds,
-        no thread hop), then await the fsync that ``LoopSyncer`` runs for everything
-        written meanwhile; otherwise the whole write runs in the pool.
-
-        Writes to one session that arrive in the same loop iteration go out together
-        (``_flush``): one flock, stat and write for all of them."""
-        req = check(req)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[tuple[Journal, Call] | None] = loop.create_future()
-        batch = self._batches.get(req.session_id)
-        if batch is None:
-            batch = self._batches[req.session_id] = []
-            loop.call_soon(self._flush, req.session_id)
-        batch.append((builder(req), fut))
-        try:
-            tried = await fut
-        except asyncio.CancelledError:  # the client went away, maybe after the write
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                done = fut.result()
-                if done is not None:
-                    self.store.release(done[0])
-            raise
-        if tried is None:
-            return await self._run(self.store.write, req)
-        journal, call = tried
-        try:
-            if call.end:
-                if self.store.fsync == "always":
-                    await self._syncer.durable(journal, call.end)
-                else:
-                    journal.commit(call.end)  # no fsync to wait for: publishes at once
-        finally:
-            self.store.release(journal)  # the lease try_write took for this call
-        return call.outcome()
-
-    def _flush(self, session_id: str) -> None:
-        batch = [(b, f) for b, f in self._batches.pop(session_id) if not f.done()]
-        try:
-            tried = self.store.try_write(session_id, [b for b, _ in batch])
-        except Exception as e:  # e.g. invalid session id: each caller gets the error
-            for _, f in batch:
-                f.set_exception(e)
-            return
-        for i, (_, f) in enumerate(batch):
-            f.set_result(None if tried is None else (tried[0], tried[1][i]))
-
-    async def load(self, req: LoadRequest) -> LoadResult:
-        return await self._run(self.store.load, req)
-
-    async def list(self, req: ListRequest) -> ListResult:
-        return await self._run(self.store.list, req)
-
-    async def delete(self, session_id: str) -> None:
-        await self._run(self.store.delete, session_id)
-
-    async def events(self, session_id: str, after_seq: int) -> builtins.list[Event]:
-        return await self._run(self.store.events, session_id, after_seq)
-
-    async def watch(self, session_id: str) -> int:
-        return await self._run(self.store.watch, session_id)
-
-    async def unwatch(self, session_id: str) -> None:
-        await self._run(self.store.unwatch, session_id)
-
-    async def refresh(self, session_id: str) -> None:
-        """A journal changed on disk (the server's file watcher calls this)."""
-        if self.store.unchanged(session_id):
-            return  # our own append: skip the thread hop and the journal lock
-        await self._run(self.store.external_change, session_id)
-
-    async def export(self, req: ExportRequest) -> AsyncIterator[bytes]:
-        it = await self._run(self.store.export, req)  # raises before any byte is sent
-        return self._chunks(it)
-
-    async def _chunks(self, it: Iterator[bytes]) -> AsyncIterator[bytes]:
-        while True:
-            chunk = await self._run(next, it, None)
-            if chunk is None:
-                return
-            yield chunk
-
-    async def import_events(self, data: bytes) -> builtins.list[str]:
-        return await self._run(self.store.import_events, data)
-
-    async def compact(self) -> int:
-        return await self._run(self.store.compact)
-
-    async def health(self) -> dict[str, Any]:
-        return await self._run(self.store.health)
-
-    def subscribe(self, listener: Callable[[Notice], None]) -> Callable[[], None]:
-        """``listener`` runs on the event loop of the caller, in publication order.
-
-        Notices from the store's threads queue up and are handed over in one loop
-        wake-up per batch (an append yields two notices; under load, many more).
-        """
-        loop = asyncio.get_running_loop()
-        pending: deque[Notice] = deque()
-        lock = threading.Lock()
-        scheduled = False
-
-        def drain() -> None:
-            nonlocal scheduled
-            with lock:
-                batch = list(pending)
-                pending.clear()
-                scheduled = False
-            for notice in batch:
-                listener(notice)
-
-        def hop(notice: Notice) -> None:
-            nonlocal scheduled
-            with lock:  # the queue keeps publication order; one wake-up drains it all
-                pending.append(notice)
-                if scheduled:
-                    return
-                scheduled = True
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(drain)
-
-        return self.store.subscribe(hop)
-
-    async def close(self) -> None:
-        await self._run(self._syncer.close)
-        await self._run(self.store.close)
-        self._pool.shutdown(wait=True)

@@ -1,6 +1,7 @@
 """Command handlers: what events a validated request produces, given a session's state.
 
-Each ``build_*`` runs with the journal locked and caught up (see ``Journal.append``);
+Each ``build_*`` runs with the session locked and its ``SessionState`` caught up (a
+journal under its flock, a PostgreSQL row under ``FOR UPDATE``);
 it returns the events to write and the result to hand back, or raises to refuse.
 Deduplication comes first (a retry of an acknowledged request is answered with its
 original seq even if ``expected_seq`` has since gone stale), then ``expected_seq``.
@@ -31,7 +32,6 @@ from .events import (
     new_event_id,
     now_iso,
 )
-from .journal import Journal
 from .model import Message
 from .requests import (
     AppendRequest,
@@ -42,6 +42,7 @@ from .requests import (
     SaveRequest,
     UpdateRequest,
 )
+from .state import SessionState
 
 
 class Result(msgspec.Struct, frozen=True):
@@ -59,10 +60,10 @@ class SaveResult(msgspec.Struct, frozen=True):
     edited: int
 
 
-Build = Callable[[Journal], tuple[list[Event], Any]]
+Build = Callable[[SessionState], tuple[list[Event], Any]]
 
 
-def _duplicate(j: Journal, event_id: str | None) -> Result | None:
+def _duplicate(j: SessionState, event_id: str | None) -> Result | None:
     if event_id is None or event_id not in j.event_ids:
         return None
     mid = j.message_of_event.get(event_id)
@@ -71,12 +72,12 @@ def _duplicate(j: Journal, event_id: str | None) -> Result | None:
     )
 
 
-def _expect(j: Journal, expected: int | None) -> None:
+def _expect(j: SessionState, expected: int | None) -> None:
     if expected is not None and expected != j.last_seq:
         raise SequenceConflict(j.session_id, expected, j.last_seq)
 
 
-def _existing(j: Journal, message_id: str) -> Message:
+def _existing(j: SessionState, message_id: str) -> Message:
     m = j.folder.message(message_id)
     if m is None:
         raise InvalidRequest(
@@ -88,7 +89,7 @@ def _existing(j: Journal, message_id: str) -> Message:
 
 
 def build_append(req: AppendRequest) -> Build:
-    def build(j: Journal) -> tuple[list[Event], Result]:
+    def build(j: SessionState) -> tuple[list[Event], Result]:
         dup = _duplicate(j, req.id)
         if dup is not None:
             return [], dup
@@ -113,7 +114,7 @@ def build_append(req: AppendRequest) -> Build:
 
 
 def build_delta(req: DeltaRequest) -> Build:
-    def build(j: Journal) -> tuple[list[Event], Result]:
+    def build(j: SessionState) -> tuple[list[Event], Result]:
         dup = _duplicate(j, req.id)
         if dup is not None:
             return [], dup
@@ -132,7 +133,7 @@ def build_delta(req: DeltaRequest) -> Build:
 
 
 def build_complete(req: CompleteRequest) -> Build:
-    def build(j: Journal) -> tuple[list[Event], Result]:
+    def build(j: SessionState) -> tuple[list[Event], Result]:
         dup = _duplicate(j, req.id)
         if dup is not None:
             return [], dup
@@ -151,7 +152,7 @@ def build_complete(req: CompleteRequest) -> Build:
 
 
 def build_edit(req: EditRequest) -> Build:
-    def build(j: Journal) -> tuple[list[Event], Result]:
+    def build(j: SessionState) -> tuple[list[Event], Result]:
         dup = _duplicate(j, req.id)
         if dup is not None:
             return [], dup
@@ -178,7 +179,7 @@ def build_update(req: UpdateRequest) -> Build:
             None,
         )
 
-    def build(j: Journal) -> tuple[list[Event], Result]:
+    def build(j: SessionState) -> tuple[list[Event], Result]:
         dup = _duplicate(j, req.id)
         if dup is not None:
             return [], dup
@@ -192,7 +193,7 @@ def build_update(req: UpdateRequest) -> Build:
 
 
 def build_error(req: RecordErrorRequest) -> Build:
-    def build(j: Journal) -> tuple[list[Event], Result]:
+    def build(j: SessionState) -> tuple[list[Event], Result]:
         dup = _duplicate(j, req.id)
         if dup is not None:
             return [], dup
@@ -207,7 +208,7 @@ def build_save(req: SaveRequest) -> Build:
     """Reconcile a client's full message list: append new ones, record changed ones as
     edits (matched by ``message_id``, else by position); never remove a message."""
 
-    def build(j: Journal) -> tuple[list[Event], SaveResult]:
+    def build(j: SessionState) -> tuple[list[Event], SaveResult]:
         _expect(j, req.expected_seq)
         existing = j.folder.messages()
         ts = now_iso()

@@ -16,8 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from eventlog.export import CONTENT_TYPES, filename
-from eventlog.listing import ListResult
+from eventlog.formats import CONTENT_TYPES, filename
 from eventlog.model import Message, Session, Summary, summarize
 from eventlog.ops import Result, SaveResult
 from eventlog.requests import (
@@ -35,6 +34,7 @@ from eventlog.requests import (
     UpdateRequest,
     parse,
 )
+from eventlog.results import ListResult
 
 from .errors import ApiError
 from .state import BACKEND, BROKER, CONFIG, CONNECTIONS

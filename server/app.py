@@ -17,7 +17,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from eventlog.backend import Backend, FileBackend
+from eventlog.backend import Backend
+from eventlog.backends.file.backend import FileBackend
 
 from .api import add_routes
 from .config import Config

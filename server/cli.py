@@ -37,13 +37,13 @@ def _progress(label: str, total: int | None) -> Callable[[int], None]:
 
 
 def _count_journals(data: str) -> int:
-    from eventlog.layout import Layout
+    from eventlog.backends.file.layout import Layout
 
     return sum(1 for _ in Layout(data).journals())
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    from eventlog.store import Store
+    from eventlog.backends.file.store import Store
 
     t = time.monotonic()
     with Store(args.data, background=False, reconcile=False) as store:
@@ -53,7 +53,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from eventlog.maintenance import verify
+    from eventlog.backends.file.maintenance import verify
 
     n, problems = verify(args.data, _progress("verified", None))
     for p in problems:
@@ -65,12 +65,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_reindex(args: argparse.Namespace) -> int:
     import resource
 
-    from eventlog.store import Store
+    from eventlog.backends.file.store import Store
 
     t = time.monotonic()
     total = _count_journals(args.data)
     with Store(args.data, background=False, reconcile=False) as store:
-        from eventlog.maintenance import reindex
+        from eventlog.backends.file.maintenance import reindex
 
         n = reindex(store, _progress("indexed", total))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -82,8 +82,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from eventlog.backends.file.store import Store
     from eventlog.requests import ExportRequest
-    from eventlog.store import Store
 
     if not args.all and not args.session_ids:
         print("export: name sessions or pass --all", file=sys.stderr)
@@ -99,7 +99,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from eventlog.store import Store
+    from eventlog.backends.file.store import Store
 
     if args.file == "-":
         data = sys.stdin.buffer.read()
@@ -132,9 +132,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
     import watchfiles
 
+    from eventlog.backends.file.store import Store
     from eventlog.events import encoder
     from eventlog.notify import Published
-    from eventlog.store import Store
 
     q: queue.Queue[object] = queue.Queue()
     store = Store(args.data, background=False, reconcile=False)

@@ -16,12 +16,23 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from hypothesis import HealthCheck, settings
 from aiohttp.test_utils import TestClient, TestServer
 
+from eventlog.backends.file.store import Store
 from eventlog.requests import StartRequest
-from eventlog.store import Store
 from server.app import make_app
 from server.config import Config
+
+# A shared CI machine may be slow at any moment: no hypothesis test may fail for timing
+# (the too_slow health check failed test_fold once on a loaded machine; issue 11).
+# Tests that pass their own ``suppress_health_check`` list too_slow there as well.
+settings.register_profile(
+    "shared-machine",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("shared-machine")
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

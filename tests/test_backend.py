@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-import eventlog.syscalls as syscalls
-from eventlog.backend import FileBackend
+import eventlog.backends.file.syscalls as syscalls
+from eventlog.backends.file.backend import FileBackend
 from eventlog.errors import StorageError
 from eventlog.ops import build_append
 from eventlog.requests import AppendRequest, LoadRequest, StartRequest

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventlog.backend import Backend, FileBackend
+from eventlog.backend import Backend
+from eventlog.backends.file.backend import FileBackend
 from eventlog.errors import SequenceConflict, SessionNotFound
 from eventlog.notify import Lifecycle, Notice, Published
 from eventlog.requests import (
@@ -124,7 +125,9 @@ async def test_streaming_deltas_reach_listeners(backend: Backend) -> None:
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(before=st.integers(0, 30), during=st.integers(0, 30), after_seq=st.integers(0, 40))
 def test_resume_never_gaps(

@@ -34,7 +34,7 @@ import pytest
 
 from bench.fuzz import RawSocket
 from bench.stress import Server
-from eventlog.scan import read_tail
+from eventlog.backends.file.scan import read_tail
 
 CHURN_APPENDS = 10_000
 FLOOD_EVENTS = 50_000

@@ -1,6 +1,6 @@
 """Crash points: SIGKILL at every named step of the write paths, then prove recovery.
 
-For each point of ``eventlog.faults`` (journal.after_write, journal.after_fsync,
+For each point of ``eventlog.backends.file.faults`` (journal.after_write, journal.after_fsync,
 snapshot.after_temp, snapshot.after_rename, delete.after_rename, import.after_first) a
 child process does real work (appends from several threads, compaction, deletes, an
 import) with ``SESSIONLOG_CRASH_AT=<point>:<n>`` armed, n varied so the kill lands at
@@ -16,7 +16,7 @@ checked as a user would see it:
 
 Children are forked from a pre-imported "zygote" process (so a crash costs a fork, not
 an interpreter start-up); the fork re-reads the fault environment with
-``importlib.reload(eventlog.faults)``.
+``importlib.reload(eventlog.backends.file.faults)``.
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ from typing import Any
 
 import pytest
 
+from eventlog.backends.file.layout import Layout
+from eventlog.backends.file.maintenance import verify
+from eventlog.backends.file.scan import read_tail
+from eventlog.backends.file.snapshot import read_snapshot, snapshot_path
+from eventlog.backends.file.store import Store
 from eventlog.errors import SessionNotFound
 from eventlog.events import MessageAppended
-from eventlog.layout import Layout
-from eventlog.maintenance import verify
 from eventlog.requests import AppendRequest, ExportRequest, StartRequest, UpdateRequest
-from eventlog.scan import read_tail
-from eventlog.snapshot import read_snapshot, snapshot_path
-from eventlog.store import Store
 
 from .conftest import PYTHON, ROOT
 
@@ -118,7 +118,7 @@ def child_main(mode: str, root: str, args: dict[str, Any], out_fd: int) -> None:
             store.delete(sid)
             _emit(out_fd, "deleted", sid)
     elif mode == "start":  # killed inside journal.create, before its first write
-        from eventlog import syscalls
+        from eventlog.backends.file import syscalls
 
         calls = 0
         real_write = syscalls.write
@@ -144,7 +144,7 @@ def child_main(mode: str, root: str, args: dict[str, Any], out_fd: int) -> None:
 
 ZYGOTE = textwrap.dedent("""
     import importlib, json, os, sys, traceback
-    import eventlog.faults, eventlog.store
+    import eventlog.backends.file.faults, eventlog.backends.file.store
     from tests.test_faults_crash import child_main
     for line in sys.stdin:
         cmd = json.loads(line)
@@ -154,7 +154,7 @@ ZYGOTE = textwrap.dedent("""
             code = 0
             try:
                 os.environ.update(cmd["env"])
-                importlib.reload(eventlog.faults)
+                importlib.reload(eventlog.backends.file.faults)
                 child_main(cmd["mode"], cmd["root"], cmd["args"], out)
             except BaseException:
                 os.write(out, ("error " + traceback.format_exc().replace("\\n", " | ") + "\\n").encode())
@@ -390,7 +390,7 @@ def test_kill_at_snapshot_point_leaves_old_or_new_snapshot(
         assert_acks_hold(root, acks, sids)
         # a snapshot-aware load equals a fold of the whole journal
         with Store(root, background=False, reconcile=False) as s:
-            from eventlog.snapshot import load_cold
+            from eventlog.backends.file.snapshot import load_cold
 
             for sid in sids:
                 path = s.path_of(sid)

@@ -25,8 +25,8 @@ import aiohttp
 import pytest
 
 from bench.stress import Server
+from eventlog.backends.file.scan import read_tail
 from eventlog.events import MessageAppended
-from eventlog.scan import read_tail
 
 
 def assert_envelope(status: int, body: dict[str, Any], code: str | None = None) -> None:
@@ -342,10 +342,10 @@ def test_retry_after_a_failed_fsync_is_refused_while_the_disk_still_fails(
     (a success) without any fsync having succeeded since: a false success. A journal
     now fsyncs what it reads at open, so the retry is refused while the disk fails,
     and acknowledged (once, at the original seq) only after an fsync succeeded."""
-    from eventlog import syscalls
+    from eventlog.backends.file import syscalls
+    from eventlog.backends.file.store import Store
     from eventlog.errors import StorageError
     from eventlog.requests import AppendRequest, StartRequest
-    from eventlog.store import Store
 
     with Store(tmp_path / "m", background=False) as s:
         sid = s.start(StartRequest()).session_id
@@ -371,11 +371,11 @@ def test_subscribers_see_no_gap_after_a_failed_fsync(
     but the journal object that wrote it was dropped without publishing it, and its
     replacement treated it as history: subscribers got seq N-1 then N+1, a gap they
     cannot detect the cause of. The replacement now publishes it first, in order."""
-    from eventlog import syscalls
+    from eventlog.backends.file import syscalls
+    from eventlog.backends.file.store import Store
     from eventlog.errors import StorageError
     from eventlog.notify import Published
     from eventlog.requests import AppendRequest, StartRequest
-    from eventlog.store import Store
 
     with Store(tmp_path / "m", background=False) as s:
         sid = s.start(StartRequest()).session_id
@@ -406,10 +406,10 @@ def test_a_refused_append_never_reaches_the_list_index(
     and full-text search showed a message that was never saved (until a restart's
     reconcile). A poisoned journal is now reopened from the file for the index, and
     what it had published but not yet indexed is kept."""
-    from eventlog import syscalls
+    from eventlog.backends.file import syscalls
+    from eventlog.backends.file.store import Store
     from eventlog.errors import StorageError
     from eventlog.requests import AppendRequest, ListRequest, StartRequest
-    from eventlog.store import Store
 
     with Store(tmp_path / "m", background=False) as s:
         sid = s.start(StartRequest()).session_id

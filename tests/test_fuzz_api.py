@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 
 from bench.fuzz import Checker, RawSocket, Req, dumps, http_requests, make_sentinel, ws_frames
 from bench.stress import Server
-from eventlog.maintenance import verify
+from eventlog.backends.file.maintenance import verify
 
 from .conftest import tree
 

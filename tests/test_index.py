@@ -17,7 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventlog import listing as listing_module
+from eventlog.backends.file import listing as listing_module
+from eventlog.backends.file.index import Index
+from eventlog.backends.file.listing import fts_query
 from eventlog.events import (
     DeltaMode,
     ErrorRecorded,
@@ -39,10 +41,9 @@ from eventlog.events import (
     Status,
 )
 from eventlog.fold import fold
-from eventlog.index import Index
-from eventlog.listing import ListResult, fts_query
 from eventlog.model import Session, summarize
 from eventlog.requests import ListRequest
+from eventlog.results import ListResult
 
 NOW = datetime(2026, 2, 9, 12, 0, tzinfo=UTC)
 
@@ -379,7 +380,9 @@ def test_query_without_searchable_terms_lists_everything(idx: Index) -> None:
 
 @given(st.text(max_size=40))
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_any_text_query_is_answered(idx: Index, text: str) -> None:
     assert isinstance(q(idx, query=text), ListResult)
@@ -790,7 +793,7 @@ def test_two_index_objects_on_one_file_see_each_others_writes(tmp_path: Path) ->
 CHILD = """
 import sys
 from eventlog.fold import fold
-from eventlog.index import Index
+from eventlog.backends.file.index import Index
 sys.path.insert(0, sys.argv[2])
 from test_index import J
 idx = Index(sys.argv[1])

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from eventlog import syscalls
+from eventlog.backends.file import syscalls
+from eventlog.backends.file.store import Store
 from eventlog.errors import StorageError
 from eventlog.events import decoder
 from eventlog.requests import AppendRequest, StartRequest
-from eventlog.store import Store
 
 from .conftest import PYTHON, ROOT
 
@@ -88,7 +88,7 @@ def test_corrupt_line_in_the_middle_is_reported_and_the_rest_loads(data_dir: Pat
 
 CHILD = textwrap.dedent("""
     import sys
-    from eventlog.store import Store
+    from eventlog.backends.file.store import Store
     from eventlog.requests import AppendRequest
     data, sid, tag, n, fsync = sys.argv[1:6]
     s = Store(data, fsync=fsync, background=False, reconcile=False)

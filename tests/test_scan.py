@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eventlog.backends.file.scan import events_after
 from eventlog.events import (
     MessageAppended,
     MessageAppendedData,
@@ -16,7 +17,6 @@ from eventlog.events import (
     SessionStartedData,
     encode_line,
 )
-from eventlog.scan import events_after
 
 TS = "2026-01-01T00:00:00.000Z"
 
@@ -63,7 +63,7 @@ def test_events_after_steps_over_a_corrupt_line_and_keeps_a_torn_tail_out(
 def test_events_after_reads_little_of_a_long_journal_near_its_head(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import eventlog.scan as scan_mod
+    import eventlog.backends.file.scan as scan_mod
 
     path = tmp_path / "s.jsonl"
     path.write_bytes(b"".join(journal_bytes(5000)))

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from eventlog import syscalls
+from eventlog.backends.file import syscalls
 from eventlog.events import decoder
 from server.config import Config, Limits
 

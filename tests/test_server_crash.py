@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from eventlog.backends.file.scan import read_tail
 from eventlog.events import MessageAppended
-from eventlog.scan import read_tail
 
 from .conftest import ServerProcess
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.asyncio
 # A separate OS process that writes through the engine, not through the server.
 WRITER = """
 import json, sys, time
-from eventlog.store import Store
+from eventlog.backends.file.store import Store
 from eventlog.requests import AppendRequest, StartRequest
 root, action, arg = sys.argv[1], sys.argv[2], sys.argv[3]
 store = Store(root, background=False)

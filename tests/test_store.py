@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from eventlog.backends.file.store import Store
 from eventlog.errors import (
     InvalidRequest,
     PayloadTooLarge,
@@ -34,7 +35,6 @@ from eventlog.requests import (
     StartRequest,
     UpdateRequest,
 )
-from eventlog.store import Store
 
 from .conftest import PYTHON, ROOT, tree
 
@@ -196,7 +196,7 @@ def test_a_watcher_firing_mid_delete_adds_no_second_deleted_notice(
     """Regression guard: the server's file watcher sees our own delete's rename and calls
     ``external_change``; if that lands before the delete has dropped the list row, it
     used to announce the deletion too, and list subscribers saw it twice."""
-    import eventlog.delete as delete_mod
+    import eventlog.backends.file.delete as delete_mod
 
     heard: list[Notice] = []
     store.subscribe(heard.append)
@@ -280,7 +280,7 @@ def test_training_exports(store: Store) -> None:
 
 
 def test_importing_eventlog_loads_no_aiohttp() -> None:
-    code = "import sys, eventlog.store, eventlog.backend; print('aiohttp' in sys.modules, 'watchfiles' in sys.modules)"
+    code = "import sys, eventlog.backends.file.store, eventlog.backend; print('aiohttp' in sys.modules, 'watchfiles' in sys.modules)"
     out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
 
@@ -325,7 +325,7 @@ def test_a_journal_in_use_is_not_evicted_under_its_writer(
     Journals handed out to a writer are now leased and never evicted."""
     import threading
 
-    from eventlog import syscalls
+    from eventlog.backends.file import syscalls
 
     store = Store(data_dir, max_open=1, background=False)
     a, b = (store.start(StartRequest()).session_id for _ in range(2))

@@ -15,9 +15,10 @@ from typing import Any
 
 import msgspec
 
-from .errors import InvalidRequest
-from .model import Summary
-from .requests import ListRequest
+from ...errors import InvalidRequest
+from ...model import Summary
+from ...requests import ListRequest
+from ...results import ListResult
 
 SLOT_BITS = 32  # a docs rowid is sid << SLOT_BITS | slot (see index.py)
 _TITLE_WEIGHT = 10.0  # bm25 weight of the title column against 1.0 for message bodies
@@ -28,19 +29,6 @@ _AGG_OVER = ", ".join(f"{a} OVER ()" for a in _AGG.split(", "))
 _WORD = re.compile(r"[^\W_]+")  # a run of letters/digits, roughly a unicode61 token
 _ORDER = "s.pinned DESC, s.last_updated DESC, s.session_id"
 _decode_summary = msgspec.msgpack.Decoder(Summary).decode
-
-
-class ListResult(msgspec.Struct):
-    """One page of the session list plus aggregates over every matching session."""
-
-    sessions: list[Summary]
-    total_sessions: int
-    sessions_today: int
-    sessions_this_week: int
-    total_messages: int
-    limit: int
-    offset: int
-    has_more: bool
 
 
 def fts_query(text: str | None) -> str | None:

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ...errors import EventLogError, StorageError
 from . import compactor
-from .errors import EventLogError, StorageError
 
 if TYPE_CHECKING:
     from .durability import FsyncPolicy

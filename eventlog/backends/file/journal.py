@@ -19,19 +19,17 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import faults, syscalls
-from .durability import FsyncPolicy, GroupCommit, SyncState
-from .errors import JournalCorrupt, SessionNotFound, StorageError
-from .events import (
+from ...errors import JournalCorrupt, SessionNotFound, StorageError
+from ...events import (
     Event,
-    MessageAppended,
-    MessageCompleted,
     MessageDelta,
     encode_line,
 )
+from ...model import Summary, summarize
+from ...state import SessionState
+from . import faults, syscalls
+from .durability import FsyncPolicy, GroupCommit, SyncState
 from .files import fsync_dir
-from .fold import Folder
-from .model import Summary, summarize
 from .scan import BadLine, scan
 
 T = TypeVar("T")
@@ -42,7 +40,7 @@ class Call:
 
     __slots__ = ("build", "done", "end", "error", "result")
 
-    def __init__(self, build: Callable[[Journal], tuple[list[Event], Any]]) -> None:
+    def __init__(self, build: Callable[[SessionState], tuple[list[Event], Any]]) -> None:
         self.build = build
         self.done = False
         self.end = 0
@@ -56,7 +54,7 @@ class Call:
         return self.result
 
 
-class Journal(GroupCommit):
+class Journal(GroupCommit, SessionState):
     """An open journal: the in-memory state of a session plus its file descriptor."""
 
     def __init__(
@@ -88,11 +86,7 @@ class Journal(GroupCommit):
         # the index flush reconciles this session's whole row and docs once
         self.reindex = resume_after is not None
         self.deleted = False
-        self.event_ids: dict[str, int] = {}
-        self.message_seq: dict[str, int] = {}  # message_id -> seq of its message.appended
-        self.message_of_event: dict[str, str] = {}  # event id -> message_id it appended
-        self.partial: set[str] = set()  # message ids still streaming
-        self.folder = Folder(session_id)
+        SessionState.__init__(self, session_id)
         self.bad: list[BadLine] = []
         self.unindexed: list[Event] = []  # drained by the store's index flush
         self.offset = 0  # past the last complete line applied to state
@@ -123,10 +117,6 @@ class Journal(GroupCommit):
 
     # -- state ------------------------------------------------------------------
 
-    @property
-    def last_seq(self) -> int:
-        return self.folder.seq
-
     def _row(self, events: list[Event]) -> Summary | None:
         # Computed here, under ``lock``, because listeners run without it (taking it
         # there would invert the lock order against writers waiting on ``_cond``).
@@ -135,17 +125,7 @@ class Journal(GroupCommit):
         return summarize(self.folder.view())
 
     def _apply(self, events: list[Event], end: int) -> None:
-        for ev in events:
-            self.folder.apply(ev)
-            self.event_ids[ev.id] = ev.seq
-            match ev:
-                case MessageAppended(data=d):
-                    self.message_seq[d.message_id] = ev.seq
-                    self.message_of_event[ev.id] = d.message_id
-                    if d.status == "partial":
-                        self.partial.add(d.message_id)
-                case MessageCompleted(data=d):
-                    self.partial.discard(d.message_id)
+        self.apply_state(events)
         self.unindexed.extend(events)
         self.offset = end
 
@@ -210,7 +190,7 @@ class Journal(GroupCommit):
 
     # -- writing ------------------------------------------------------------------
 
-    def append(self, build: Callable[[Journal], tuple[list[Event], T]]) -> T:
+    def append(self, build: Callable[[SessionState], tuple[list[Event], T]]) -> T:
         """Write the events ``build`` returns, atomically and in order, then wait for
         durability per the policy. ``build`` runs with the journal locked and caught up,
         so it may read ``last_seq``/``event_ids`` and assign seqs; it may raise to refuse.
@@ -230,7 +210,7 @@ class Journal(GroupCommit):
         return call.outcome()  # type: ignore[no-any-return]
 
     def try_write(
-        self, builds: list[Callable[[Journal], tuple[list[Event], Any]]], wait: float = 0.002
+        self, builds: list[Callable[[SessionState], tuple[list[Event], Any]]], wait: float = 0.002
     ) -> list[Call] | None:
         """The first half of ``append`` for an event loop: build and write ``builds`` in
         order, with one flock, stat and write (no fsync), or None if the journal stays

@@ -15,8 +15,8 @@ import fcntl
 import os
 from typing import TYPE_CHECKING
 
+from ...errors import SessionNotFound
 from . import faults
-from .errors import SessionNotFound
 from .files import fsync_dir
 from .snapshot import snapshot_path
 

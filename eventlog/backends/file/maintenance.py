@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ...errors import EventLogError
+from ...events import Event
+from ...fold import fold
+from ...model import Session, to_session
 from . import compactor
-from .errors import EventLogError
-from .events import Event
-from .fold import fold
 from .layout import Layout
-from .model import Session, to_session
 from .scan import read_tail
 from .snapshot import load_cold, read_snapshot, snapshot_path
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from .errors import SessionNotFound
-from .events import Event
-from .model import summarize
-from .notify import Hub, Lifecycle
+from ...errors import SessionNotFound
+from ...events import Event
+from ...model import summarize
+from ...notify import Hub, Lifecycle
 from .snapshot import load_cold
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from .events import Event, decoder
+from ...events import Event, decoder
 
 
 @dataclass(frozen=True)

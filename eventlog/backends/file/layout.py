@@ -6,8 +6,8 @@ import os
 import re
 from collections.abc import Iterator
 
+from ...requests import check_session_id
 from .files import fsync_dir
-from .requests import check_session_id
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # temp files of snapshot writes (snapshot.py), imports (export.py) and new journals

@@ -11,11 +11,11 @@ import os
 
 import msgspec
 
+from ...errors import JournalCorrupt, SessionNotFound
+from ...fold import fold
+from ...model import Session, Snapshot, to_session
 from . import faults
-from .errors import JournalCorrupt, SessionNotFound
 from .files import fsync_dir, write_temp
-from .fold import fold
-from .model import Session, Snapshot, to_session
 from .scan import BadLine, read_tail
 
 _snap_decoder = msgspec.json.Decoder(Snapshot)

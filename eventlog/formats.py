@@ -1,29 +1,20 @@
-"""Export formats (training data and backups) and the import of an ``events`` export.
+"""Export formats (training data and backups) and the parsing of an ``events`` export.
 
 ``events`` lines are journal events with the ``session_id`` added in front; importing
-them rebuilds byte-identical journals, so export → delete → import round-trips exactly.
+them rebuilds identical sessions on any backend, so export → delete → import
+round-trips exactly and moves a store between backends.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
 
 import msgspec
 
-from . import faults
-from .errors import InvalidRequest, SessionExists, SessionNotFound
-from .events import Event, SessionStarted, decoder, encode_line, encoder
-from .files import fsync_dir, write_temp
-from .fold import fold
-from .layout import Layout
-from .model import Session, summarize
-from .notify import Lifecycle
+from .errors import InvalidRequest, SessionNotFound
+from .events import Event, SessionStarted, decoder, encoder
+from .model import Session
 from .requests import MAX_DEPTH, check_session_id, too_deep
-
-if TYPE_CHECKING:
-    from .store import Store
 
 CONTENT_TYPES = {
     "openai": ("application/jsonl; charset=utf-8", "jsonl"),
@@ -144,47 +135,3 @@ def parse_events(data: bytes) -> dict[str, list[Event]]:
     if not sessions:
         raise InvalidRequest("invalid import: no events found; send an `events` export", "events")
     return sessions
-
-
-def import_into(store: Store, data: bytes) -> list[str]:
-    """Import an ``events`` export into ``store``: every journal is written (or, if any
-    session exists, none), then indexed and announced; returns the session ids."""
-    sessions = parse_events(data)
-    written = _write_journals(sessions, store.layout)
-    items = []
-    for sid, path in written:
-        store.adopt(sid, path)
-        session = fold(sid, sessions[sid])
-        size = os.stat(path).st_size
-        items.append((session, sessions[sid], store.layout.relative(path), size))
-    store.index.apply(items)
-    for session, _, _, _ in items:
-        store.hub.emit(Lifecycle("session.started", session.session_id, summarize(session)))
-    return [sid for sid, _ in written]
-
-
-def _write_journals(sessions: dict[str, list[Event]], layout: Layout) -> list[tuple[str, str]]:
-    """Write each session's journal atomically (temp file, fsync, link, fsync folder).
-
-    Refuses the whole import, before writing anything, if any session already exists.
-    Returns (session_id, path) for each written journal.
-    """
-    for sid in sessions:
-        if layout.find(sid) is not None:
-            raise SessionExists(sid)
-    written = []
-    for sid, evs in sessions.items():
-        date = evs[0].ts[:10]
-        layout.ensure_date_dir(date)
-        path = layout.journal_path(date, sid)
-        tmp = write_temp(path, "import", b"".join(encode_line(e) for e in evs))
-        try:
-            os.link(tmp, path)  # unlike rename, refuses to replace a journal created meanwhile
-        except FileExistsError:
-            os.unlink(tmp)
-            raise SessionExists(sid) from None
-        os.unlink(tmp)
-        fsync_dir(os.path.dirname(path))
-        written.append((sid, path))
-        faults.reach("import.after_first")
-    return written

@@ -15,21 +15,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeVar
 
-from . import export, maintenance, ops
-from .cache import JournalCache
-from .delete import remove_journal
-from .derived import DerivedData
-from .durability import FsyncPolicy
-from .errors import EventLogError, InvalidRequest, SessionNotFound
-from .events import Event, SessionStarted, SessionStartedData, new_event_id, now_iso
-from .fold import fold
-from .index import Index
-from .journal import Call, Journal, create
-from .layout import Layout
-from .listing import ListResult
-from .model import Session, Summary, summarize
-from .notify import Hub, Lifecycle, Listener, Published
-from .requests import (
+from ... import formats, ops
+from ...errors import EventLogError, InvalidRequest, SessionNotFound
+from ...events import Event, SessionStarted, SessionStartedData, new_event_id, now_iso
+from ...fold import fold
+from ...model import Session, Summary, summarize
+from ...notify import Hub, Lifecycle, Listener, Published
+from ...requests import (
     AppendRequest,
     CompleteRequest,
     DeltaRequest,
@@ -43,22 +35,20 @@ from .requests import (
     UpdateRequest,
     check,
 )
+from ...results import ListResult, LoadResult
+from . import importer, maintenance
+from .cache import JournalCache
+from .delete import remove_journal
+from .derived import DerivedData
+from .durability import FsyncPolicy
+from .index import Index
+from .journal import Call, Journal, create
+from .layout import Layout
 from .scan import events_after
 from .snapshot import load_cold, write_snapshot
 from .watching import Watching
 
 R = TypeVar("R")
-
-
-class LoadResult:
-    """A loaded session; with a message limit, ``session.messages`` is a slice that
-    starts at index ``message_start`` of the full list."""
-
-    __slots__ = ("message_start", "session")
-
-    def __init__(self, session: Session, message_start: int) -> None:
-        self.session = session
-        self.message_start = message_start
 
 
 class Store(JournalCache, Watching, DerivedData):
@@ -288,11 +278,11 @@ class Store(JournalCache, Watching, DerivedData):
                 )
             for sid in ids:
                 self.path_of(sid)
-        return export.chunks(ids, req.format, self.events, self._current)
+        return formats.chunks(ids, req.format, self.events, self._current)
 
     def import_events(self, data: bytes) -> builtins.list[str]:
         """Import an ``events`` export; refuses (writing nothing) if any session exists."""
-        return export.import_into(self, data)
+        return importer.import_into(self, data)
 
     # -- delete ------------------------------------------------------------------------
 

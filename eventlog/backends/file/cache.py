@@ -15,14 +15,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
+from ...errors import SessionNotFound
+from ...events import Event
+from ...model import Summary
+from ...notify import Hub
+from ...requests import check_session_id
 from .durability import FsyncPolicy
-from .errors import SessionNotFound
-from .events import Event
 from .journal import Journal
 from .layout import Layout
-from .model import Summary
-from .notify import Hub
-from .requests import check_session_id
 
 
 class JournalCache:

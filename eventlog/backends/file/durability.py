@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ...errors import StorageError
+from ...events import Event
+from ...model import Summary
 from . import faults, syscalls
-from .errors import StorageError
-from .events import Event
-from .model import Summary
 
 FsyncPolicy = Literal["always", "interval", "never"]
 

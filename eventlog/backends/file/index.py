@@ -28,11 +28,12 @@ from typing import Any
 
 import msgspec
 
+from ...events import Event, MessageAppended, MessageCompleted, MessageDelta, MessageEdited
+from ...model import Message, Session, Summary, summarize
+from ...requests import ListRequest
+from ...results import ListResult
 from . import listing
-from .events import Event, MessageAppended, MessageCompleted, MessageDelta, MessageEdited
-from .listing import SLOT_BITS, ListResult
-from .model import Message, Session, Summary, summarize
-from .requests import ListRequest
+from .listing import SLOT_BITS
 
 _REBUILD_BATCH = 2000
 

@@ -1,0 +1,1 @@
+"""One package per storage backend; what they share lives in ``eventlog`` itself."""
