@@ -91,3 +91,12 @@ class StorageError(EventLogError):
     def __init__(self, message: str, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
+
+
+class Unavailable(StorageError):
+    """The database (or other store) could not be reached or failed mid-request.
+
+    Nothing was acknowledged; a retry with the same event ``id`` or ``message_id`` is
+    safe (it is answered ``duplicate: true`` if the first attempt did commit)."""
+
+    code = "unavailable"

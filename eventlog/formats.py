@@ -13,6 +13,7 @@ import msgspec
 
 from .errors import InvalidRequest, SessionNotFound
 from .events import Event, SessionStarted, decoder, encoder
+from .fold import fold
 from .model import Session
 from .requests import MAX_DEPTH, check_session_id, too_deep
 
@@ -82,6 +83,15 @@ def chunks(
             continue  # deleted while a long export ran
         if chunk:
             yield chunk
+
+
+def chunk_of(session_id: str, fmt: str, events: list[Event]) -> bytes | None:
+    """One session's part of an export, from its events (for backends without
+    snapshots at hand); None when the format has nothing for it."""
+    if fmt == "events":
+        return b"".join(event_lines(session_id, events))
+    render = {"openai": openai_line, "sharegpt": sharegpt_line, "markdown": markdown}[fmt]
+    return render(fold(session_id, events))
 
 
 def event_lines(session_id: str, events: Iterable[Event]) -> Iterator[bytes]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import msgspec
 
+from .errors import InvalidRequest
 from .model import Session, Summary
 
 
@@ -29,3 +32,23 @@ class ListResult(msgspec.Struct):
     limit: int
     offset: int
     has_more: bool
+
+
+def iso_ms(dt: datetime) -> str:
+    """``dt`` as the store writes times: ISO 8601, milliseconds, ``Z``."""
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def until_bound(until: str | None) -> tuple[str, str | None]:
+    """(operator, value) for ``started_at`` so a bare date includes that whole day."""
+    if until is not None and len(until) == 10:
+        try:
+            day = datetime.strptime(until, "%Y-%m-%d") + timedelta(days=1)
+        except OverflowError:  # 9999-12-31: no next day, and nothing starts after it
+            return "<=", until + "T99"
+        except ValueError:  # the pattern lets 2026-13-45 through
+            raise InvalidRequest(
+                f"invalid until: {until!r} is not a date (expected YYYY-MM-DD)", "until"
+            ) from None
+        return "<", day.strftime("%Y-%m-%d")
+    return "<=", until

@@ -23,6 +23,7 @@ from eventlog.errors import (
     SequenceConflict,
     SessionExists,
     StorageError,
+    Unavailable,
 )
 
 log = logging.getLogger("sessionlog.server")
@@ -39,7 +40,9 @@ STATUS = {
     "unsupported_media_type": 415,
     "internal": 500,
     "journal_corrupt": 500,
-    "storage_error": 503,  # 507 when the disk is full (see describe)
+    "storage_error": 503,
+    "unavailable": 503,  # the database is unreachable: nothing was saved, retry later
+    "schema_too_new": 500,  # 507 when the disk is full (see describe)
 }
 _HTTP_CODES = {
     400: "invalid_request",
@@ -84,6 +87,8 @@ def describe(exc: BaseException) -> tuple[int, str, str, dict[str, Any]]:
     if isinstance(exc, InvalidRequest):
         extra = {"field": exc.field} if exc.field else {}
         return STATUS.get(exc.code, 400), exc.code, exc.message, extra
+    if isinstance(exc, Unavailable):
+        return 503, exc.code, exc.message, {}
     if isinstance(exc, StorageError):
         cause = exc.__cause__
         if isinstance(cause, OSError):

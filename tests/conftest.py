@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from hypothesis import HealthCheck, settings
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, settings
 
 from eventlog.backends.file.store import Store
 from eventlog.requests import StartRequest
@@ -210,3 +210,15 @@ def server_process(data_dir: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for p in started:
         p.kill()
+
+
+@pytest_asyncio.fixture
+async def pg_url() -> Any:
+    """A fresh PostgreSQL database (skips locally without one; fails in CI)."""
+    from tests.pg import create_database, drop_database
+
+    url = await create_database()
+    try:
+        yield url
+    finally:
+        await drop_database(url)

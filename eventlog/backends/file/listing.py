@@ -15,10 +15,9 @@ from typing import Any
 
 import msgspec
 
-from ...errors import InvalidRequest
 from ...model import Summary
 from ...requests import ListRequest
-from ...results import ListResult
+from ...results import ListResult, iso_ms, until_bound
 
 SLOT_BITS = 32  # a docs rowid is sid << SLOT_BITS | slot (see index.py)
 _TITLE_WEIGHT = 10.0  # bm25 weight of the title column against 1.0 for message bodies
@@ -61,25 +60,6 @@ def _nums(row: Sequence[Any]) -> tuple[int, int, int, int]:
     return row[0], row[1] or 0, row[2] or 0, row[3] or 0
 
 
-def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _until_bound(until: str | None) -> tuple[str, str | None]:
-    """(operator, value) for ``started_at`` so a bare date includes that whole day."""
-    if until is not None and len(until) == 10:
-        try:
-            day = datetime.strptime(until, "%Y-%m-%d") + timedelta(days=1)
-        except OverflowError:  # 9999-12-31: no next day, and nothing starts after it
-            return "<=", until + "T99"
-        except ValueError:  # the pattern lets 2026-13-45 through
-            raise InvalidRequest(
-                f"invalid until: {until!r} is not a date (expected YYYY-MM-DD)", "until"
-            ) from None
-        return "<", day.strftime("%Y-%m-%d")
-    return "<=", until
-
-
 def query(db: sqlite3.Connection, req: ListRequest, now: datetime | None = None) -> ListResult:
     """One page of the list for a ``ListRequest``, with aggregates over all matches.
 
@@ -88,13 +68,13 @@ def query(db: sqlite3.Connection, req: ListRequest, now: datetime | None = None)
     more than ``RANK_LIMIT`` messages match, bm25 would cost seconds and mean
     little, so sessions whose title matches come first, then newest first."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    dates = (now.strftime("%Y-%m-%d"), _iso(now - timedelta(days=7)))
+    dates = (now.strftime("%Y-%m-%d"), iso_ms(now - timedelta(days=7)))
     # archived = None is spelled IN (0, 1) so indexes led by `archived` still apply
     conds = [
         "s.archived IN (0, 1)" if req.archived is None else f"s.archived IN ({int(req.archived)})"
     ]
     args: list[Any] = []
-    until_op, until = _until_bound(req.until)
+    until_op, until = until_bound(req.until)
     for sql, value in (
         ("s.type = ?", req.type),
         ("s.last_updated >= ?", req.since),

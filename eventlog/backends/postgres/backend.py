@@ -1,0 +1,436 @@
+"""``PostgresBackend``: the ``Backend`` over one PostgreSQL database shared by instances.
+
+Writes go through ``writes.py`` (one round trip per batch, row-locked, gap-free), live
+events through ``live.py`` (LISTEN as a wake-up, the table as the truth), the list
+through ``listing.py``. Opening is lazy, so ``eventlog.connect`` stays synchronous: the
+pool, the migration check and the LISTEN connection start on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+
+from ... import formats
+from ...errors import InvalidRequest, SessionExists, SessionNotFound
+from ...events import (
+    Event,
+    MessageAppended,
+    SessionStarted,
+    SessionStartedData,
+    decoder,
+    encoder,
+    new_event_id,
+)
+from ...events import now_iso as _now
+from ...fold import fold
+from ...model import Session, Summary, summarize
+from ...notify import Hub, Lifecycle, Notice
+from ...ops import Result, SaveResult
+from ...requests import (
+    AppendRequest,
+    CompleteRequest,
+    DeltaRequest,
+    EditRequest,
+    ExportRequest,
+    ListRequest,
+    LoadRequest,
+    RecordErrorRequest,
+    SaveRequest,
+    StartRequest,
+    UpdateRequest,
+    check,
+    check_session_id,
+)
+from ...results import ListResult, LoadResult
+from ...state import SessionState
+from . import listing, schema
+from .db import Database, redact
+from .live import Live
+from .writes import Committed, Writes, docs_of
+
+_session = msgspec.json.Decoder(Session)
+_COMPACT_AFTER = 200  # events past a session's snapshot before compaction folds them in
+
+
+class PostgresBackend:
+    """``Backend`` over PostgreSQL (``postgresql://…``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 40,
+        poll_interval: float = 1.0,
+        cache_sessions: int = 512,
+        migrate: bool = True,
+    ) -> None:
+        self.url = url
+        self.instance = secrets.token_hex(4)  # tells our own hints from other instances'
+        self.db = Database(url, max_size=pool_size)
+        self.hub = Hub()
+        self.writes = Writes(self.db, self.instance, self._committed, cache_sessions)
+        self.live = Live(self.db, self.instance, self.hub, self.writes.forget, poll_interval)
+        self._migrate = migrate
+        self._opened: asyncio.Task[None] | None = None
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    async def open(self) -> PostgresBackend:
+        """Connect, check (and by default apply) migrations, start listening."""
+        if self._opened is None:
+            self._opened = asyncio.get_running_loop().create_task(self._open())
+        try:
+            await asyncio.shield(self._opened)
+        except BaseException:
+            self._opened = None  # the next call tries again (the database may be back)
+            raise
+        return self
+
+    async def _open(self) -> None:
+        async with self.db.conn(f"opening {redact(self.url)}") as c:
+            if self._migrate:
+                await schema.migrate(c)
+            else:
+                found = await schema.current_version(c)
+                if found > schema.LATEST:
+                    raise schema.SchemaTooNew(found, schema.LATEST)
+                if found < schema.LATEST:
+                    raise InvalidRequest(
+                        f"the database's sessionlog schema is version {found}, this program "
+                        f"needs {schema.LATEST}: run `sessionlog migrate --database URL`"
+                    )
+        self.live.start()
+
+    async def _ready(self) -> None:
+        if self._opened is None or not self._opened.done() or self._opened.exception():
+            await self.open()
+
+    async def close(self) -> None:
+        await self.live.close()
+        await self.db.close()
+
+    # -- writes ------------------------------------------------------------------------
+
+    def _committed(self, c: Committed) -> None:
+        self.live.committed(c)
+
+    async def start(self, req: StartRequest) -> Session:
+        req = check(req)
+        await self._ready()
+        ts = _now()
+        for _ in range(100):
+            sid = secrets.token_hex(6)
+            first = SessionStarted(
+                seq=1,
+                id=new_event_id(),
+                ts=ts,
+                data=SessionStartedData(req.user_name, req.metadata, req.title),
+            )
+            session = fold(sid, [first])
+            row = summarize(session)
+            async with self.db.conn("starting a session") as c:
+                ok = await c.fetchval(
+                    "SELECT sessionlog_start($1, $2, $3, $4, $5, $6, $7, $8)",
+                    sid,
+                    first.id,
+                    encoder.encode(first).decode(),
+                    ts,
+                    row.type,
+                    encoder.encode(row).decode(),
+                    req.title,
+                    f"S {self.instance} {sid}",
+                )
+            if ok:
+                self.live.committed(Committed(sid, [first], row))
+                return session
+        raise InvalidRequest("could not find a free session id after 100 tries")
+
+    async def _write(self, req: Any) -> Any:
+        req = check(req)
+        await self._ready()
+        return await self.writes.submit(req)
+
+    async def append(self, req: AppendRequest) -> Result:
+        return await self._write(req)  # type: ignore[no-any-return]
+
+    async def delta(self, req: DeltaRequest) -> Result:
+        return await self._write(req)  # type: ignore[no-any-return]
+
+    async def complete(self, req: CompleteRequest) -> Result:
+        return await self._write(req)  # type: ignore[no-any-return]
+
+    async def edit(self, req: EditRequest) -> Result:
+        return await self._write(req)  # type: ignore[no-any-return]
+
+    async def update(self, req: UpdateRequest) -> Result:
+        return await self._write(req)  # type: ignore[no-any-return]
+
+    async def record_error(self, req: RecordErrorRequest) -> Result:
+        return await self._write(req)  # type: ignore[no-any-return]
+
+    async def save(self, req: SaveRequest) -> SaveResult:
+        return await self._write(req)  # type: ignore[no-any-return]
+
+    async def delete(self, session_id: str) -> None:
+        check_session_id(session_id)
+        await self._ready()
+        async with self.db.conn("deleting a session") as c:
+            ok = await c.fetchval(
+                "SELECT sessionlog_delete($1, $2)", session_id, f"D {self.instance} {session_id}"
+            )
+        self.writes.forget(session_id)
+        if not ok:
+            raise SessionNotFound(session_id)
+        self.hub.emit(Lifecycle("session.deleted", session_id, None))
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def _session(self, session_id: str) -> Session:
+        """Snapshot plus the events after it, folded (one round trip)."""
+
+        async def read(c: Any) -> list[Any]:
+            return await c.fetch(  # type: ignore[no-any-return]
+                "SELECT 0 AS k, seq, body FROM snapshots WHERE session_id = $1 UNION ALL "
+                "SELECT 1, seq, body FROM events WHERE session_id = $1 AND seq > coalesce("
+                "(SELECT seq FROM snapshots WHERE session_id = $1), 0) ORDER BY 1, 2",
+                session_id,
+            )
+
+        rows = await self.db.read("loading a session", read)
+        if not rows:
+            raise SessionNotFound(session_id)
+        base = _session.decode(rows[0][2]) if rows[0][0] == 0 else None
+        return fold(session_id, (decoder.decode(r[2]) for r in rows if r[0] == 1), base)
+
+    async def load(self, req: LoadRequest) -> LoadResult:
+        req = check(req)
+        await self._ready()
+        session = await self._session(req.session_id)
+        n = len(session.messages)
+        end = n if req.message_before is None else min(req.message_before, n)
+        start = 0 if req.message_limit is None else max(0, end - req.message_limit)
+        if start != 0 or end != n:
+            session.messages = session.messages[start:end]
+        return LoadResult(session, start)
+
+    async def list(self, req: ListRequest) -> ListResult:
+        req = check(req)
+        await self._ready()
+        return await self.db.read("listing sessions", lambda c: listing.query(c, req))
+
+    async def events(self, session_id: str, after_seq: int) -> builtins.list[Event]:
+        await self._ready()
+
+        async def read(c: Any) -> list[Any]:
+            return await c.fetch(  # type: ignore[no-any-return]
+                "SELECT body FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq ",
+                session_id,
+                after_seq,
+            )
+
+        rows = await self.db.read("reading events", read)
+        if not rows and not await self._exists(session_id):
+            raise SessionNotFound(session_id)
+        return [decoder.decode(r[0]) for r in rows]
+
+    async def _exists(self, session_id: str) -> bool:
+        return bool(
+            await self.db.read(
+                "checking a session",
+                lambda c: c.fetchval("SELECT true FROM sessions WHERE session_id = $1", session_id),
+            )
+        )
+
+    async def watch(self, session_id: str) -> int:
+        await self._ready()
+        return await self.live.watch(session_id)
+
+    async def unwatch(self, session_id: str) -> None:
+        await self.live.unwatch(session_id)
+
+    def subscribe(self, listener: Callable[[Notice], None]) -> Callable[[], None]:
+        return self.hub.add(listener)
+
+    # -- export / import ---------------------------------------------------------------
+
+    async def export(self, req: ExportRequest) -> AsyncIterator[bytes]:
+        req = check(req)
+        await self._ready()
+        if req.all:
+            rows = await self.db.read(
+                "listing sessions to export",
+                lambda c: c.fetch(
+                    "SELECT session_id FROM sessions ORDER BY started_at, session_id"
+                ),
+            )
+            ids = [r[0] for r in rows]
+        else:
+            ids = list(req.session_ids or []) + ([req.session_id] if req.session_id else [])
+            if not ids:
+                raise InvalidRequest(
+                    "invalid request: name what to export with session_id, session_ids or "
+                    "all: true",
+                    "session_id",
+                )
+            for sid in ids:
+                if not await self._exists(sid):
+                    raise SessionNotFound(sid)
+        return self._chunks(ids, req.format)
+
+    async def _chunks(self, ids: builtins.list[str], fmt: str) -> AsyncIterator[bytes]:
+        for sid in ids:
+            try:
+                events = await self.events(sid, 0)
+            except SessionNotFound:
+                continue  # deleted while a long export ran
+            chunk = formats.chunk_of(sid, fmt, events)
+            if chunk:
+                yield chunk
+
+    async def import_events(self, data: bytes) -> builtins.list[str]:
+        """Import an ``events`` export in one transaction: all of it, or (if any session
+        exists) nothing."""
+        sessions = formats.parse_events(data)
+        await self._ready()
+        folded = {sid: fold(sid, evs) for sid, evs in sessions.items()}
+        async with self.db.conn("importing") as c, c.transaction():
+            exists = await c.fetch(
+                "SELECT session_id FROM sessions WHERE session_id = ANY($1)", list(sessions)
+            )
+            if exists:
+                raise SessionExists(exists[0][0])
+            await c.executemany(
+                "INSERT INTO used_ids VALUES ($1) ON CONFLICT DO NOTHING",
+                [(sid,) for sid in sessions],
+            )
+            await c.copy_records_to_table(
+                "sessions",
+                columns=[
+                    "session_id",
+                    "head",
+                    "started_at",
+                    "last_updated",
+                    "type",
+                    "tags",
+                    "pinned",
+                    "archived",
+                    "messages",
+                    "summary",
+                ],
+                records=[_session_row(s) for s in folded.values()],
+            )
+            await c.copy_records_to_table(
+                "events",
+                columns=["session_id", "seq", "event_id", "message_id", "body"],
+                records=[
+                    (
+                        sid,
+                        e.seq,
+                        e.id,
+                        e.data.message_id if isinstance(e, MessageAppended) else None,
+                        encoder.encode(e).decode(),
+                    )
+                    for sid, evs in sessions.items()
+                    for e in evs
+                ],
+            )
+            docs = []
+            for sid, evs in sessions.items():
+                state = SessionState(sid)
+                state.apply_state(evs)
+                ids, texts, weights = docs_of(state, evs)
+                docs += [(sid, i, t, w) for i, t, w in zip(ids, texts, weights, strict=True)]
+            await c.executemany(
+                "INSERT INTO docs VALUES ($1, $2, setweight(to_tsvector('simple', $3), $4::text::\"char\"))",
+                docs,
+            )
+            await c.executemany(
+                "INSERT INTO counter_deltas (session_id, archived, type, n, messages) "
+                "VALUES ($1, $2, $3, 1, $4)",
+                [
+                    (s.session_id, r.archived, r.type, r.message_count)
+                    for s in folded.values()
+                    for r in [summarize(s)]
+                ],
+            )
+            for sid in sessions:
+                await c.execute("SELECT pg_notify('sessionlog', $1)", f"S {self.instance} {sid}")
+        for s in folded.values():
+            self.hub.emit(Lifecycle("session.started", s.session_id, summarize(s)))
+        return builtins.list(sessions)
+
+    # -- maintenance -------------------------------------------------------------------
+
+    async def compact(self) -> int:
+        """Fold sessions with many events past their snapshot into a new snapshot, and
+        roll the list's counter deltas into its totals. Returns sessions compacted."""
+        await self._ready()
+        async with self.db.conn("compacting") as c:
+            await c.execute("SELECT sessionlog_rollup()")
+            ids = [
+                r[0]
+                for r in await c.fetch(
+                    "SELECT session_id FROM sessions WHERE head - snap_seq >= $1 LIMIT 1000",
+                    _COMPACT_AFTER,
+                )
+            ]
+        for sid in ids:
+            try:
+                s = await self._session(sid)
+            except SessionNotFound:
+                continue
+            async with self.db.conn("writing a snapshot") as c, c.transaction():
+                await c.execute(
+                    "INSERT INTO snapshots VALUES ($1, $2, $3) ON CONFLICT (session_id) DO "
+                    "UPDATE SET seq = EXCLUDED.seq, body = EXCLUDED.body "
+                    "WHERE snapshots.seq < EXCLUDED.seq",
+                    sid,
+                    s.seq,
+                    encoder.encode(s).decode(),
+                )
+                await c.execute(
+                    "UPDATE sessions SET snap_seq = $2 WHERE session_id = $1 AND snap_seq < $2",
+                    sid,
+                    s.seq,
+                )
+        return len(ids)
+
+    async def health(self) -> dict[str, Any]:
+        await self._ready()
+        total = await self.db.read(
+            "counting sessions",
+            lambda c: c.fetchval(
+                "SELECT coalesce(sum(n), 0) FROM (SELECT n FROM totals UNION ALL "
+                "SELECT n FROM counter_deltas) t"
+            ),
+        )
+        return {
+            "backend": "postgres",
+            "database": redact(self.url),
+            "sessions": int(total),
+            "schema_version": schema.LATEST,
+            "instance": self.instance,
+            "listen_reconnects": self.live.reconnects,
+        }
+
+
+def _session_row(s: Session) -> tuple[Any, ...]:
+    r: Summary = summarize(s)
+    return (
+        s.session_id,
+        s.seq,
+        s.started_at,
+        s.last_updated,
+        r.type,
+        r.tags,
+        r.pinned,
+        r.archived,
+        r.message_count,
+        encoder.encode(r).decode(),
+    )

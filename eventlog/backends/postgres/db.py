@@ -1,0 +1,120 @@
+"""The connection pool, and the one place database failures become engine errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+
+from ...errors import EventLogError, StorageError, Unavailable
+
+T = TypeVar("T")
+
+# What "the database is not there right now" looks like from asyncpg: the server went
+# away (connection errors, admin shutdown, terminated backend), refused us, or timed out.
+_GONE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InternalClientError,
+)
+
+
+def connection_lost(e: BaseException) -> bool:
+    """Did this fail because the connection went away (so the outcome may be unknown)?"""
+    cause = e.__cause__ if isinstance(e, Unavailable) else e
+    return isinstance(cause, _GONE)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    head, sep, tail = url.partition("@")
+    if not sep or "://" not in head:
+        return url
+    scheme, _, userinfo = head.partition("://")
+    return f"{scheme}://{userinfo.split(':', 1)[0]}@{tail}"
+
+
+def unavailable(e: BaseException, doing: str) -> Unavailable:
+    err = Unavailable(
+        f"the database is unavailable while {doing} ({type(e).__name__}: {e}); nothing was "
+        "acknowledged: retry when it is back (a retry with the same id is never written twice)"
+    )
+    err.__cause__ = e
+    return err
+
+
+@contextlib.contextmanager
+def translated(doing: str) -> Any:
+    """Raise database failures as ``Unavailable``; the engine's own errors pass through."""
+    try:
+        yield
+    except EventLogError:
+        raise
+    except asyncpg.DataError as e:  # an InterfaceError, but a bug of ours, not an outage
+        raise _refused(e, doing) from e
+    except _GONE as e:
+        raise unavailable(e, doing) from e
+    except asyncpg.PostgresError as e:
+        raise _refused(e, doing) from e
+
+
+def _refused(e: BaseException, doing: str) -> StorageError:
+    """The database answered but refused: not an outage, and not the client's fault."""
+    return StorageError(
+        f"the database refused the request while {doing} ({type(e).__name__}: {e}); "
+        "nothing was acknowledged"
+    )
+
+
+class Database:
+    """An asyncpg pool opened on first use (so ``eventlog.connect`` can stay sync)."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 40) -> None:
+        self.url = url
+        self._min, self._max = min_size, max_size
+        self.pool: asyncpg.Pool | None = None
+
+    async def open(self) -> asyncpg.Pool:
+        if self.pool is None:
+            with translated(f"connecting to {redact(self.url)}"):
+                self.pool = await asyncpg.create_pool(
+                    self.url,
+                    min_size=self._min,
+                    max_size=self._max,
+                    command_timeout=60,
+                    # a NOTIFY-carrying write must not be cached across a failover
+                    max_inactive_connection_lifetime=60,
+                )
+        return self.pool
+
+    @contextlib.asynccontextmanager
+    async def conn(self, doing: str) -> AsyncIterator[asyncpg.Connection]:
+        pool = self.pool or await self.open()
+        with translated(doing):
+            async with pool.acquire(timeout=30) as c:
+                yield c
+
+    async def read(self, doing: str, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run an idempotent read; once more on a fresh connection if the first was dead
+        (a pooled connection whose server process was terminated fails on first use)."""
+        for attempt in (1, 2):
+            try:
+                async with self.conn(doing) as c:
+                    return await fn(c)
+            except Unavailable as e:
+                if attempt == 2 or not connection_lost(e):
+                    raise
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()

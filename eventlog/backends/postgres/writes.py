@@ -1,0 +1,267 @@
+"""The write path: requests to one session are batched, decided by ``ops`` against a
+cached ``SessionState``, and committed by one ``sessionlog_write`` call (one round trip).
+
+The cache is optimistic: it is exact only while this instance is the session's only
+writer. ``sessionlog_write`` takes the session's row lock and writes only if the head is
+still the seq the batch was built on; otherwise another instance wrote first, and the
+batch is rebuilt on the caught-up state. Under that lock the seq is gap-free whatever
+the number of instances, and dedup (event id, message_id) sees every committed event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ...errors import (
+    EventLogError,
+    InvalidRequest,
+    SequenceConflict,
+    SessionNotFound,
+    Unavailable,
+)
+from ...events import (
+    Event,
+    MessageAppended,
+    MessageCompleted,
+    MessageEdited,
+    SessionStarted,
+    SessionUpdated,
+    decoder,
+    encoder,
+)
+from ...model import Summary, summarize
+from ...ops import WriteRequest, builder
+from ...state import SessionState
+from .db import Database, connection_lost
+
+# How many times a batch is rebuilt when other instances keep writing first.
+_MAX_TRIES = 50
+# How many times a write whose connection died is checked and tried again.
+_MAX_LOST = 2
+
+_WRITE = (
+    "SELECT sessionlog_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+    "$15, $16, $17, $18, $19, $20)"
+)
+
+
+class Committed(msgspec.Struct, frozen=True):
+    """What one commit wrote, for publication."""
+
+    session_id: str
+    events: list[Event]
+    summary: Summary
+
+
+def docs_of(state: SessionState, events: list[Event]) -> tuple[list[str], list[str], list[str]]:
+    """The search docs (ids, texts, weights) that ``events`` change: a message's text
+    once it is complete (appended whole, completed or edited), and the title."""
+    ids: dict[str, tuple[str, str]] = {}
+    for ev in events:
+        match ev:
+            case MessageAppended(data=d) if d.status == "complete":
+                ids[d.message_id] = (d.content, "D")
+            case MessageCompleted(data=d) | MessageEdited(data=d):
+                m = state.folder.message(d.message_id)
+                if m is not None and m.status == "complete":
+                    ids[d.message_id] = (m.content, "D")
+            case SessionStarted(data=d) if d.title:
+                ids[""] = (d.title, "A")
+            case SessionUpdated(data=d) if d.title is not None:
+                ids[""] = (d.title, "A")
+    return list(ids), [t for t, _ in ids.values()], [w for _, w in ids.values()]
+
+
+class Writes:
+    """Per-session batching over a bounded cache of session states."""
+
+    def __init__(
+        self,
+        db: Database,
+        instance: str,
+        on_commit: Callable[[Committed], None],
+        cache_sessions: int = 512,
+    ) -> None:
+        self._db = db
+        self._instance = instance
+        self._on_commit = on_commit
+        self._cache: OrderedDict[str, SessionState] = OrderedDict()
+        self._cache_max = cache_sessions
+        self._pending: dict[str, list[tuple[WriteRequest, asyncio.Future[Any]]]] = {}
+        self._drains: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
+
+    def forget(self, session_id: str) -> None:
+        """Drop a cached state (deleted, or possibly out of step with the table)."""
+        self._cache.pop(session_id, None)
+
+    async def submit(self, req: WriteRequest) -> Any:
+        """Queue a validated write; resolves once committed (or raises its refusal)."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        queue = self._pending.get(req.session_id)
+        if queue is None:
+            queue = self._pending[req.session_id] = []
+            task = asyncio.get_running_loop().create_task(self._drain(req.session_id))
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+        queue.append((req, fut))
+        return await fut
+
+    async def _drain(self, session_id: str) -> None:
+        """Commit everything queued for one session, a batch at a time, until empty.
+        One drain per session at a time: that is what orders this instance's writes."""
+        try:
+            while True:
+                await asyncio.sleep(0)  # let requests that arrive together join the batch
+                batch = [(r, f) for r, f in self._pending[session_id] if not f.done()]
+                self._pending[session_id] = []
+                if not batch:
+                    return
+                try:
+                    outcomes = await self._commit(session_id, [r for r, _ in batch])
+                except BaseException as e:
+                    self.forget(session_id)
+                    for _, f in batch:
+                        if not f.done():
+                            f.set_exception(e)
+                    if not isinstance(e, Exception):
+                        raise
+                    continue
+                for (_, f), out in zip(batch, outcomes, strict=True):
+                    if f.done():
+                        continue
+                    if isinstance(out, BaseException):
+                        f.set_exception(out)
+                    else:
+                        f.set_result(out)
+        finally:
+            if not self._pending.get(session_id):
+                self._pending.pop(session_id, None)
+
+    async def _state(self, session_id: str) -> SessionState:
+        state = self._cache.get(session_id)
+        if state is not None:
+            self._cache.move_to_end(session_id)
+            return state
+        state = SessionState(session_id)
+        rows = await self._db.read(
+            "reading a session to write to it",
+            lambda c: c.fetch(
+                "SELECT body FROM events WHERE session_id = $1 ORDER BY seq", session_id
+            ),
+        )
+        if not rows:
+            raise SessionNotFound(session_id)
+        state.apply_state(decoder.decode(r[0]) for r in rows)
+        self._cache[session_id] = state
+        while len(self._cache) > self._cache_max:
+            self._cache.popitem(last=False)
+        return state
+
+    async def _head(self, session_id: str) -> int | None:
+        head = await self._db.read(
+            "reading a session's head",
+            lambda c: c.fetchval("SELECT head FROM sessions WHERE session_id = $1", session_id),
+        )
+        return None if head is None else int(head)
+
+    async def _commit(self, session_id: str, reqs: list[WriteRequest]) -> list[Any]:
+        lost = 0
+        for _ in range(_MAX_TRIES):
+            state = await self._state(session_id)
+            base = state.last_seq
+            before = summarize(state.folder.view())
+            outcomes: list[Any] = []
+            events: list[Event] = []
+            for req in reqs:
+                try:
+                    evs, result = builder(req)(state)
+                except EventLogError as e:
+                    outcomes.append(e)
+                    continue
+                state.apply_state(evs)  # the next request in the batch builds on these
+                events.extend(evs)
+                outcomes.append(result)
+            if not events:
+                # Duplicates are answered from committed state; a refusal may come from a
+                # stale cache (another instance wrote), so confirm the head first.
+                refused = any(
+                    isinstance(o, (SequenceConflict, InvalidRequest, SessionNotFound))
+                    for o in outcomes
+                )
+                if refused:
+                    head = await self._head(session_id)
+                    if head is None:
+                        self.forget(session_id)
+                        raise SessionNotFound(session_id)
+                    if head != base:
+                        self.forget(session_id)
+                        continue
+                return outcomes
+            try:
+                found = await self._write(session_id, base, state, events, before)
+            except Unavailable as e:
+                if not connection_lost(e) or lost >= _MAX_LOST:
+                    raise
+                # The connection died with the commit's outcome unknown. The transaction
+                # either committed whole or not at all: our first event id in the table
+                # says which (ids are random and unique), so nothing is written twice.
+                lost += 1
+                self.forget(session_id)
+                fresh = await self._state(session_id)
+                if events[0].id in fresh.event_ids and fresh.event_ids[events[0].id] == base + 1:
+                    self._on_commit(Committed(session_id, events, summarize(fresh.folder.view())))
+                    return outcomes
+                continue
+            if found == base:
+                return outcomes
+            self.forget(session_id)  # it holds our unwritten events: rebuild from the table
+            if found < 0:
+                raise SessionNotFound(session_id)
+        raise SequenceConflict(session_id, base, base)  # pragma: no cover - livelock guard
+
+    async def _write(
+        self, session_id: str, base: int, state: SessionState, events: list[Event], before: Summary
+    ) -> int:
+        after = summarize(state.folder.view())
+        doc_ids, doc_texts, doc_weights = docs_of(state, events)
+        counts: list[tuple[bool, str, int, int]] = []
+        if (before.archived, before.type) != (after.archived, after.type):
+            counts = [
+                (before.archived, before.type, -1, -before.message_count),
+                (after.archived, after.type, 1, after.message_count),
+            ]
+        elif before.message_count != after.message_count:
+            counts = [(after.archived, after.type, 0, after.message_count - before.message_count)]
+        head = base + len(events)
+        async with self._db.conn("appending") as c:
+            found = await c.fetchval(
+                _WRITE,
+                session_id,
+                base,
+                [e.id for e in events],
+                [e.data.message_id if isinstance(e, MessageAppended) else None for e in events],
+                [encoder.encode(e).decode() for e in events],
+                after.last_updated,
+                after.type,
+                after.tags,
+                after.pinned,
+                after.archived,
+                after.message_count,
+                encoder.encode(after).decode(),
+                doc_ids or None,
+                doc_texts or None,
+                doc_weights or None,
+                [a for a, _, _, _ in counts] or None,
+                [t for _, t, _, _ in counts] or None,
+                [n for _, _, n, _ in counts] or None,
+                [m for _, _, _, m in counts] or None,
+                f"E {self._instance} {session_id} {head}",
+            )
+        if found == base:
+            self._on_commit(Committed(session_id, events, after))
+        return int(found)
