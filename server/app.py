@@ -69,6 +69,11 @@ def _backend_ctx(
         config = app[CONFIG]
         if given is not None:
             backend = given
+        elif config.database:
+            from eventlog.backends.postgres.backend import PostgresBackend
+
+            # connects, migrates (refusing a newer schema) and starts listening
+            backend = await PostgresBackend(config.database).open()
         else:
             # opening reconciles the index with the journals: keep it off the event loop
             backend = await asyncio.to_thread(

@@ -1,7 +1,8 @@
-"""Command line: ``sessionlog serve|compact|verify|export|import|reindex|tail|demo``.
+"""Command line: ``sessionlog serve|compact|verify|export|import|reindex|tail|migrate|demo``.
 
 Everything but ``serve`` (and ``demo``, which talks to a running server) needs only the
-engine, so those commands work on a data directory whether or not a server runs on it.
+engine, so those commands work on a data directory whether or not a server runs on it,
+or, with ``--database URL``, on a PostgreSQL database (``cli_db.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from eventlog.errors import EventLogError
 
+from . import cli_db
 from .demo import add_demo_arguments, demo_command
 
 DEFAULT_DATA = os.environ.get("SESSIONLOG_DATA", "memory")
@@ -42,7 +44,20 @@ def _count_journals(data: str) -> int:
     return sum(1 for _ in Layout(data).journals())
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    if not args.database:
+        print(
+            f"sessionlog migrate: give --database URL (or ${cli_db.DATABASE_ENV}); "
+            "a data directory needs no migration",
+            file=sys.stderr,
+        )
+        return 2
+    return cli_db.migrate(args)
+
+
 def cmd_compact(args: argparse.Namespace) -> int:
+    if args.database:
+        return cli_db.compact(args)
     from eventlog.backends.file.store import Store
 
     t = time.monotonic()
@@ -53,6 +68,8 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.database:
+        return cli_db.verify(args, _progress("verified", None))
     from eventlog.backends.file.maintenance import verify
 
     n, problems = verify(args.data, _progress("verified", None))
@@ -67,6 +84,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
     from eventlog.backends.file.store import Store
 
+    if args.database:
+        return cli_db.reindex(args, _progress("indexed", None))
     t = time.monotonic()
     total = _count_journals(args.data)
     with Store(args.data, background=False, reconcile=False) as store:
@@ -92,6 +111,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         to_file = args.output not in (None, "-")
         out = stack.enter_context(open(args.output, "wb")) if to_file else sys.stdout.buffer
+        if args.database:
+            return cli_db.export(args, req, out)
         store = stack.enter_context(Store(args.data, background=False, reconcile=False))
         for chunk in store.export(req):
             out.write(chunk)
@@ -106,8 +127,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         with open(args.file, "rb") as f:
             data = f.read()
-    with Store(args.data, background=False) as store:
-        ids = store.import_events(data)
+    if args.database:
+        ids = cli_db.import_(args, data)
+    else:
+        with Store(args.data, background=False) as store:
+            ids = store.import_events(data)
     for sid in ids:
         print(sid)
     print(f"imported {len(ids)} session(s)", file=sys.stderr)
@@ -136,6 +160,10 @@ def cmd_tail(args: argparse.Namespace) -> int:
     from eventlog.events import encoder
     from eventlog.notify import Published
 
+    if args.database:
+        return cli_db.tail(
+            args, lambda ev: encoder.encode(ev).decode() if args.json else _describe(ev)
+        )
     q: queue.Queue[object] = queue.Queue()
     store = Store(args.data, background=False, reconcile=False)
     try:
@@ -177,6 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     def data_arg(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--data", default=DEFAULT_DATA, help="data directory (default: memory)")
+        database_arg(sp)
+
+    def database_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--database",
+            default=os.environ.get(cli_db.DATABASE_ENV) or None,
+            metavar="URL",
+            help="a PostgreSQL database (postgresql://…) instead of --data "
+            f"(default: ${cli_db.DATABASE_ENV})",
+        )
 
     from .serve import add_serve_arguments, serve_command
 
@@ -212,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-n", "--lines", type=int, default=20, help="earlier events to show first")
     sp.add_argument("--json", action="store_true", help="print raw event JSON lines")
     sp.set_defaults(func=cmd_tail)
+    sp = sub.add_parser("migrate", help="create or upgrade a PostgreSQL database's schema")
+    database_arg(sp)
+    sp.set_defaults(func=cmd_migrate)
     sp = sub.add_parser("demo", help="stream a voice transcript into a running server")
     add_demo_arguments(sp)
     sp.set_defaults(func=demo_command)

@@ -27,6 +27,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 5174
     data: str = "memory"
+    database: str | None = None  # postgresql://… : use that database instead of ``data``
     fsync: Literal["always", "interval", "never"] = "always"
     compact_interval: float = 5.0  # seconds between compactions; <= 0 disables the task
     token: str | None = None

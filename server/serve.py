@@ -12,6 +12,8 @@ import sys
 
 from aiohttp import web
 
+from eventlog.errors import EventLogError
+
 from .app import make_app
 from .config import Config
 
@@ -27,6 +29,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         default=os.environ.get("SESSIONLOG_DATA", "memory"),
         help="data directory (default: $SESSIONLOG_DATA or ./memory)",
+    )
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("SESSIONLOG_DATABASE_URL") or None,
+        metavar="URL",
+        help="serve a PostgreSQL database (postgresql://…) shared with other instances, "
+        "instead of --data (default: $SESSIONLOG_DATABASE_URL)",
     )
     parser.add_argument(
         "--fsync",
@@ -63,6 +72,7 @@ def config_from(args: argparse.Namespace) -> Config:
         host=args.host,
         port=args.port,
         data=args.data,
+        database=args.database,
         fsync=args.fsync,
         compact_interval=args.compact_interval,
         token=token or None,
@@ -82,7 +92,11 @@ def _url(host: str, port: int) -> str:
 
 async def serve(config: Config) -> int:
     runner = web.AppRunner(make_app(config), access_log=None, shutdown_timeout=10)
-    await runner.setup()  # opens the backend
+    try:
+        await runner.setup()  # opens the backend
+    except EventLogError as e:
+        print(f"sessionlog serve: {e.message}", file=sys.stderr)
+        return 1
     site = web.TCPSite(runner, config.host, config.port)
     try:
         await site.start()
@@ -95,11 +109,13 @@ async def serve(config: Config) -> int:
         return 1
     port = runner.addresses[0][1]
     token_note = " (token required)" if config.token else ""
-    print(
-        f"sessionlog serving {_url(config.host, port)} with data in "
-        f"{os.path.abspath(config.data)}{token_note}",
-        flush=True,
-    )
+    if config.database:
+        from eventlog.backends.postgres.db import redact
+
+        where = f"database {redact(config.database)}"
+    else:
+        where = f"data in {os.path.abspath(config.data)}"
+    print(f"sessionlog serving {_url(config.host, port)} with {where}{token_note}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

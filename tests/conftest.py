@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +131,24 @@ async def make_api(make_server: MakeServer, aiohttp_client: Any) -> Callable[...
 
 
 @pytest_asyncio.fixture
-async def api(make_api: Callable[..., Awaitable[Api]]) -> Api:
-    return await make_api()
+async def api(
+    request: pytest.FixtureRequest, make_api: Callable[..., Awaitable[Api]]
+) -> AsyncIterator[Api]:
+    """A server over a data directory; tests marked ``@both_backends`` run once more
+    over a fresh PostgreSQL database."""
+    if getattr(request, "param", "file") == "file":
+        yield await make_api()
+        return
+    from tests.pg import create_database, drop_database
+
+    url = await create_database()
+    try:
+        yield await make_api(database=url)
+    finally:
+        await drop_database(url)
+
+
+both_backends = pytest.mark.parametrize("api", ["file", "postgres"], indirect=True)
 
 
 class ServerProcess:

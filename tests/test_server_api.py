@@ -16,7 +16,7 @@ from eventlog.backends.file import syscalls
 from eventlog.events import decoder
 from server.config import Config, Limits
 
-from .conftest import Api, ServerProcess, tree
+from .conftest import Api, ServerProcess, both_backends, tree
 
 pytestmark = pytest.mark.asyncio
 
@@ -93,6 +93,7 @@ async def test_seed_curl_commands_work_against_a_real_server_process(
 # -- every endpoint -----------------------------------------------------------------------
 
 
+@both_backends
 async def test_start_uses_the_seed_defaults_and_accepts_a_title(api: Api) -> None:
     out = await api.ok("start", {})
     s = out["session"]
@@ -112,6 +113,7 @@ async def test_start_uses_the_seed_defaults_and_accepts_a_title(api: Api) -> Non
     assert titled["session"]["metadata"] == {"type": "voice"}
 
 
+@both_backends
 async def test_append_answers_seq_message_and_deduplicates_retries(api: Api) -> None:
     sid = await api.start()
     out = await api.ok(
@@ -134,6 +136,7 @@ async def test_append_answers_seq_message_and_deduplicates_retries(api: Api) -> 
     assert (dup["seq"], dup["duplicate"]) == (by_mid["seq"], True)
 
 
+@both_backends
 async def test_append_with_a_stale_expected_seq_is_a_409_naming_the_current_seq(
     api: Api,
 ) -> None:
@@ -149,6 +152,7 @@ async def test_append_with_a_stale_expected_seq_is_a_409_naming_the_current_seq(
     assert ok["seq"] == 3
 
 
+@both_backends
 async def test_load_returns_the_current_session_and_a_slice_with_its_start(api: Api) -> None:
     sid = await api.start()
     for i in range(5):
@@ -164,6 +168,7 @@ async def test_load_returns_the_current_session_and_a_slice_with_its_start(api: 
     assert before["message_start"] == 1
 
 
+@both_backends
 async def test_list_flattens_the_page_and_aggregates_next_to_success(api: Api) -> None:
     a = await api.start(title="alpha")
     b = await api.start(title="beta")
@@ -181,6 +186,7 @@ async def test_list_flattens_the_page_and_aggregates_next_to_success(api: Api) -
     assert len(page["sessions"]) == 1 and page["has_more"] is True
 
 
+@both_backends
 async def test_update_answers_seq_and_the_list_summary(api: Api) -> None:
     sid = await api.start()
     out = await api.ok(
@@ -193,6 +199,7 @@ async def test_update_answers_seq_and_the_list_summary(api: Api) -> None:
     assert listed["sessions"] == []  # archived sessions are left out by default
 
 
+@both_backends
 async def test_save_appends_new_messages_and_records_changed_ones_as_edits(api: Api) -> None:
     sid = await api.start()
     msgs = [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}]
@@ -208,6 +215,7 @@ async def test_save_appends_new_messages_and_records_changed_ones_as_edits(api: 
     assert [m["content"] for m in loaded["session"]["messages"]] == ["one", "TWO", "three"]
 
 
+@both_backends
 async def test_streaming_twins_delta_complete_and_edit_over_http(api: Api) -> None:
     sid = await api.start()
     started = await api.ok(
@@ -232,6 +240,7 @@ async def test_streaming_twins_delta_complete_and_edit_over_http(api: Api) -> No
     assert s["stats"]["errors"] == 1
 
 
+@both_backends
 async def test_delete_removes_the_session_and_a_second_delete_is_404(api: Api) -> None:
     sid = await api.start()
     assert await api.ok("delete", {"session_id": sid}) == {"success": True, "session_id": sid}
@@ -240,6 +249,7 @@ async def test_delete_removes_the_session_and_a_second_delete_is_404(api: Api) -
         assert (status, out["code"]) == (404, "not_found")
 
 
+@both_backends
 async def test_export_streams_each_format_as_an_attachment(api: Api) -> None:
     sid = await api.start()
     await api.ok("append", {"session_id": sid, "role": "user", "content": "Hi"})
@@ -265,6 +275,7 @@ async def test_export_streams_each_format_as_an_attachment(api: Api) -> None:
         assert "sessionlog-all-openai.jsonl" in r.headers["Content-Disposition"]
 
 
+@both_backends
 async def test_export_of_a_missing_session_is_a_json_404_not_a_broken_download(
     api: Api,
 ) -> None:
@@ -304,6 +315,7 @@ async def test_export_delete_import_round_trips_sessions_exactly(api: Api, data_
     assert tree(data_dir) == snapshot
 
 
+@both_backends
 async def test_health_reports_status_version_and_counts(api: Api) -> None:
     await api.start()
     async with api.client.get("/api/health") as r:
@@ -312,6 +324,7 @@ async def test_health_reports_status_version_and_counts(api: Api) -> None:
     assert out["version"] and out["sessions"] == 1 and out["websockets"] == 0
 
 
+@both_backends
 async def test_openapi_document_is_3_1_and_generated_from_the_request_structs(
     api: Api,
 ) -> None:
@@ -355,6 +368,7 @@ def _walk(node: Any) -> Any:
             yield from _walk(v)
 
 
+@both_backends
 async def test_the_page_and_its_static_files_are_served_with_security_headers(
     api: Api,
 ) -> None:
@@ -406,6 +420,7 @@ async def test_the_page_and_its_static_files_are_served_with_security_headers(
         ),
     ],
 )
+@both_backends
 async def test_errors_use_the_envelope_with_the_right_status_and_code(
     api: Api, path: str, kwargs: dict[str, Any], status: int, code: str
 ) -> None:
@@ -415,12 +430,14 @@ async def test_errors_use_the_envelope_with_the_right_status_and_code(
     assert "Traceback" not in out["error"]
 
 
+@both_backends
 async def test_invalid_request_names_the_field(api: Api) -> None:
     sid = await api.start()
     status, out = await api.post("append", {"session_id": sid, "role": "user", "content": 7})
     assert status == 400 and out["field"] == "content" and "content" in out["error"]
 
 
+@both_backends
 async def test_wrong_method_is_405_in_the_envelope(api: Api) -> None:
     async with api.client.get("/api/sessions/start") as r:
         out = await r.json()
@@ -449,6 +466,7 @@ async def test_a_failed_fsync_is_a_clear_5xx_and_never_acknowledged(
     assert "fsync" in out["error"] and "Traceback" not in out["error"]
 
 
+@both_backends
 async def test_an_unexpected_exception_is_a_generic_500_without_details(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,7 +18,7 @@ from eventlog.events import decoder
 from server.config import Limits
 from server.state import CONNECTIONS
 
-from .conftest import Api, ServerProcess
+from .conftest import Api, ServerProcess, both_backends
 
 pytestmark = pytest.mark.asyncio
 WS = aiohttp.ClientWebSocketResponse
@@ -53,6 +53,7 @@ def journal_seqs(data_dir: Path, sid: str) -> list[int]:
     return [decoder.decode(line).seq for line in path.read_bytes().splitlines()]
 
 
+@both_backends
 async def test_two_windows_see_each_others_appends_in_the_same_order(api: Api) -> None:
     sid = await api.start()
     a, b = await api.ws(), await api.ws()
@@ -171,6 +172,7 @@ async def test_resubscribing_at_random_points_during_2000_appends_loses_and_repe
         assert got == list(range(1, total + 2))
 
 
+@both_backends
 async def test_subscribe_without_after_seq_is_live_only(api: Api) -> None:
     sid = await api.start()
     await api.ok("append", {"session_id": sid, "role": "user", "content": "old"})
@@ -187,6 +189,7 @@ async def test_subscribe_without_after_seq_is_live_only(api: Api) -> None:
     assert f["session_id"] == sid and f["ts"].endswith("Z")
 
 
+@both_backends
 async def test_streaming_over_the_socket_delta_complete_update_edit(api: Api) -> None:
     sid = await api.start()
     ws = await api.ws()
@@ -220,6 +223,7 @@ async def test_streaming_over_the_socket_delta_complete_update_edit(api: Api) ->
     assert s["title"] == "Greeting" and s["messages"][0]["content"] == "Hi."
 
 
+@both_backends
 async def test_bad_frames_get_an_error_and_the_connection_stays_open(api: Api) -> None:
     sid = await api.start()
     ws = await api.ws()
@@ -260,6 +264,7 @@ async def test_bad_frames_get_an_error_and_the_connection_stays_open(api: Api) -
     assert not ws.closed
 
 
+@both_backends
 async def test_list_subscribers_hear_sessions_start_update_and_go(api: Api) -> None:
     ws = await api.ws()
     await ws.send_json({"op": "subscribe_list"})
@@ -280,6 +285,7 @@ async def test_list_subscribers_hear_sessions_start_update_and_go(api: Api) -> N
     assert f["type"] == "session.deleted" and f["session"] == {"session_id": sid}
 
 
+@both_backends
 async def test_unsubscribe_stops_events_and_releases_the_watch(api: Api) -> None:
     sid = await api.start()
     ws = await api.ws()
@@ -383,6 +389,7 @@ async def test_graceful_shutdown_closes_sockets_with_1001_and_compacts(
     assert json.loads(snapshot.read_bytes())["messages"][0]["content"] == "before shutdown"
 
 
+@both_backends
 async def test_an_unexpected_error_in_the_handler_closes_with_1011_and_the_server_goes_on(
     api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

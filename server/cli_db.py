@@ -1,0 +1,135 @@
+"""The command line's commands on a PostgreSQL database (``--database URL`` or
+``$SESSIONLOG_DATABASE_URL``): the same commands as on a data directory, over the
+postgres backend, plus ``migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from eventlog.backends.postgres.backend import PostgresBackend
+
+DATABASE_ENV = "SESSIONLOG_DATABASE_URL"
+
+
+def _run(
+    args: argparse.Namespace, body: Callable[[PostgresBackend], Coroutine[Any, Any, int]]
+) -> int:
+    async def main() -> int:
+        b = PostgresBackend(args.database, pool_size=4)
+        try:
+            return await body(b)
+        finally:
+            await b.close()
+
+    return asyncio.run(main())
+
+
+def migrate(args: argparse.Namespace) -> int:
+    from eventlog.backends.postgres import schema
+    from eventlog.backends.postgres.db import Database, redact
+
+    async def main() -> int:
+        db = Database(args.database, max_size=1)
+        try:
+            async with db.conn("migrating") as c:
+                before = await schema.current_version(c)
+                applied = await schema.migrate(c)
+        finally:
+            await db.close()
+        what = f"applied {', '.join(map(str, applied))}" if applied else "nothing to do"
+        print(
+            f"{redact(args.database)}: schema version {before} -> {schema.LATEST} ({what})",
+            file=sys.stderr,
+        )
+        return 0
+
+    return asyncio.run(main())
+
+
+def compact(args: argparse.Namespace) -> int:
+    async def body(b: PostgresBackend) -> int:
+        t, n = time.monotonic(), 0
+        while (k := await b.compact()) > 0:
+            n += k
+        print(f"compacted {n} session(s) in {time.monotonic() - t:.2f} s", file=sys.stderr)
+        return 0
+
+    return _run(args, body)
+
+
+def verify(args: argparse.Namespace, progress: Callable[[int], None]) -> int:
+    from eventlog.backends.postgres.maintenance import verify as check
+
+    async def body(b: PostgresBackend) -> int:
+        n, problems = await check(b, progress)
+        for p in problems:
+            print(f"{p.session_id}: {p.what}")
+        print(f"\nchecked {n} session(s): {len(problems)} problem(s)", file=sys.stderr)
+        return 1 if problems else 0
+
+    return _run(args, body)
+
+
+def reindex(args: argparse.Namespace, progress: Callable[[int], None]) -> int:
+    from eventlog.backends.postgres.maintenance import reindex as rebuild
+
+    async def body(b: PostgresBackend) -> int:
+        t = time.monotonic()
+        n = await rebuild(b, progress)
+        print(f"\nindexed {n} session(s) in {time.monotonic() - t:.2f} s", file=sys.stderr)
+        return 0
+
+    return _run(args, body)
+
+
+def export(args: argparse.Namespace, req: Any, out: Any) -> int:
+    async def body(b: PostgresBackend) -> int:
+        async for chunk in await b.export(req):
+            out.write(chunk)
+        return 0
+
+    return _run(args, body)
+
+
+def import_(args: argparse.Namespace, data: bytes) -> list[str]:
+    result: list[str] = []
+
+    async def body(b: PostgresBackend) -> int:
+        result.extend(await b.import_events(data))
+        return 0
+
+    _run(args, body)
+    return result
+
+
+def tail(args: argparse.Namespace, show: Callable[[Any], str]) -> int:
+    """Print a session's last events, then follow new ones from every instance."""
+    from eventlog.notify import Published
+
+    async def body(b: PostgresBackend) -> int:
+        q: asyncio.Queue[Published] = asyncio.Queue()
+        b.subscribe(lambda n: q.put_nowait(n) if isinstance(n, Published) else None)
+        head = await b.watch(args.session_id)
+        last = 0
+        for ev in (await b.events(args.session_id, max(0, head - args.lines)))[: args.lines]:
+            print(show(ev), flush=True)
+            last = ev.seq
+        last = max(last, head)
+        while True:
+            n = await q.get()
+            if n.session_id != args.session_id:
+                continue
+            for ev in n.events:
+                if ev.seq > last:
+                    print(show(ev), flush=True)
+                    last = ev.seq
+
+    try:
+        return _run(args, body)
+    except KeyboardInterrupt:
+        return 0
