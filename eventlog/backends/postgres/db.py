@@ -84,7 +84,7 @@ class Database:
 
     async def open(self) -> asyncpg.Pool:
         if self.pool is None:
-            with translated(f"connecting to {redact(self.url)}"):
+            try:
                 self.pool = await asyncpg.create_pool(
                     self.url,
                     min_size=self._min,
@@ -93,14 +93,27 @@ class Database:
                     # a NOTIFY-carrying write must not be cached across a failover
                     max_inactive_connection_lifetime=60,
                 )
+            except (*_GONE, asyncpg.PostgresError) as e:
+                raise unavailable(e, f"connecting to {redact(self.url)}") from e
         return self.pool
 
     @contextlib.asynccontextmanager
     async def conn(self, doing: str) -> AsyncIterator[asyncpg.Connection]:
         pool = self.pool or await self.open()
-        with translated(doing):
-            async with pool.acquire(timeout=30) as c:
+        try:
+            # any failure to get a connection (refused, "does not allow connections",
+            # too many clients, auth going away mid-failover) means: not available now
+            c = await pool.acquire(timeout=30)
+        except EventLogError:
+            raise
+        except (*_GONE, asyncpg.PostgresError) as e:
+            raise unavailable(e, doing) from e
+        try:
+            with translated(doing):
                 yield c
+        finally:
+            with contextlib.suppress(*_GONE, asyncpg.PostgresError):
+                await pool.release(c)
 
     async def read(self, doing: str, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Run an idempotent read; once more on a fresh connection if the first was dead
