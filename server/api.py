@@ -94,6 +94,7 @@ class HealthResponse(msgspec.Struct):
     websockets: int
     subscriptions: int
     fsync: str
+    backend: str = "file"  # or "postgres"
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -263,6 +264,7 @@ async def health(request: web.Request) -> web.Response:
             websockets=len(app[CONNECTIONS]),
             subscriptions=app[BROKER].subscriptions,
             fsync=str(counts.get("fsync", app[CONFIG].fsync)),
+            backend=str(counts.get("backend", "file")),
         )
     )
 

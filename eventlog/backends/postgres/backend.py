@@ -417,6 +417,7 @@ class PostgresBackend:
             "schema_version": schema.LATEST,
             "instance": self.instance,
             "listen_reconnects": self.live.reconnects,
+            "fsync": "commit",  # acknowledged after COMMIT (synchronous_commit decides)
         }
 
 

@@ -1,0 +1,218 @@
+"""The postgres backend's own guarantees, beyond the shared conformance suite: two
+instances (two ``PostgresBackend`` objects on one database) racing on one session,
+batched token deltas, the migrations' version rules, and refused input writing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from eventlog import connect
+from eventlog.backends.postgres import schema
+from eventlog.backends.postgres.backend import PostgresBackend
+from eventlog.errors import EventLogError, InvalidRequest, SessionNotFound
+from eventlog.notify import Published
+from eventlog.requests import (
+    AppendRequest,
+    DeltaRequest,
+    ListRequest,
+    LoadRequest,
+    StartRequest,
+    UpdateRequest,
+)
+from tests import pg
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest_asyncio.fixture
+async def two(pg_url: str) -> AsyncIterator[tuple[PostgresBackend, PostgresBackend]]:
+    a, b = PostgresBackend(pg_url, pool_size=8), PostgresBackend(pg_url, pool_size=8)
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def dump(url: str) -> dict[str, list[Any]]:
+    """Every row of every table we write, to prove a refused request changed nothing."""
+    conn = await asyncpg.connect(url)
+    try:
+        return {
+            t: sorted(tuple(map(str, r)) for r in await conn.fetch(f"SELECT * FROM {t}"))
+            for t in ("sessions", "events", "docs", "snapshots", "used_ids", "counter_deltas")
+        }
+    finally:
+        await conn.close()
+
+
+async def test_connect_picks_the_backend_from_the_target(pg_url: str, tmp_path: Any) -> None:
+    b = connect(pg_url.replace("postgresql://", "postgres://"))
+    assert isinstance(b, PostgresBackend)
+    await b.close()
+    with pytest.raises(ValueError, match="expected a data directory path"):
+        connect("redis://localhost/0")
+
+
+async def test_concurrent_first_appends_through_two_instances_all_land_gap_free(
+    two: tuple[PostgresBackend, PostgresBackend],
+) -> None:
+    a, b = two
+    sid = (await a.start(StartRequest())).session_id
+    results = await asyncio.gather(
+        *(
+            (a if i % 2 else b).append(
+                AppendRequest(session_id=sid, role="user", content=str(i), message_id=f"m{i}")
+            )
+            for i in range(120)
+        )
+    )
+    assert sorted(r.seq for r in results) == list(range(2, 122))
+    loaded = (await b.load(LoadRequest(session_id=sid))).session
+    assert sorted(m.message_id for m in loaded.messages) == sorted(f"m{i}" for i in range(120))
+    assert [e.seq for e in await a.events(sid, 0)] == list(range(1, 122))
+
+
+async def test_each_instance_hears_the_others_events_once_in_order_when_watching(
+    two: tuple[PostgresBackend, PostgresBackend],
+) -> None:
+    a, b = two
+    sid = (await a.start(StartRequest())).session_id
+    heard: list[int] = []
+    a.subscribe(
+        lambda n: heard.extend(e.seq for e in n.events) if isinstance(n, Published) else None
+    )
+    await a.watch(sid)
+    for i in range(30):
+        await (a if i % 3 == 0 else b).append(
+            AppendRequest(session_id=sid, role="user", content=str(i))
+        )
+    for _ in range(200):
+        if heard[-1:] == [31]:
+            break
+        await asyncio.sleep(0.05)
+    assert heard == list(range(2, 32))
+
+
+async def test_token_deltas_that_arrive_together_share_one_transaction(pg_url: str) -> None:
+    b = PostgresBackend(pg_url, pool_size=4)
+    try:
+        sid = (await b.start(StartRequest())).session_id
+        await b.append(
+            AppendRequest(
+                session_id=sid, role="assistant", content="", partial=True, message_id="s"
+            )
+        )
+        await asyncio.gather(
+            *(b.delta(DeltaRequest(session_id=sid, message_id="s", content=c)) for c in "abcdefgh")
+        )
+        session = (await b.load(LoadRequest(session_id=sid))).session
+        assert session.messages[0].content == "abcdefgh"
+        conn = await asyncpg.connect(pg_url)
+        try:  # rows inserted by one transaction share its xmin
+            transactions = await conn.fetchval(
+                "SELECT count(DISTINCT xmin::text) FROM events WHERE session_id = $1 AND seq > 2",
+                sid,
+            )
+        finally:
+            await conn.close()
+        assert transactions == 1
+    finally:
+        await b.close()
+
+
+async def test_search_text_is_written_when_a_message_completes_not_per_delta(
+    pg_url: str,
+) -> None:
+    b = PostgresBackend(pg_url, pool_size=4)
+    try:
+        sid = (await b.start(StartRequest())).session_id
+        await b.append(
+            AppendRequest(
+                session_id=sid, role="assistant", content="", partial=True, message_id="s"
+            )
+        )
+        await b.delta(DeltaRequest(session_id=sid, message_id="s", content="zebra"))
+        assert (await b.list(ListRequest(query="zebra"))).total_sessions == 0
+        from eventlog.requests import CompleteRequest
+
+        await b.complete(CompleteRequest(session_id=sid, message_id="s"))
+        found = await b.list(ListRequest(query="zeb"))
+        assert [s.session_id for s in found.sessions] == [sid]
+    finally:
+        await b.close()
+
+
+async def test_a_newer_schema_is_refused_with_a_message_saying_so(pg_url: str) -> None:
+    b = PostgresBackend(pg_url, pool_size=2)
+    await b.open()
+    await b.close()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        assert await schema.current_version(conn) == schema.LATEST
+        assert await schema.migrate(conn) == []  # already current: nothing applied
+        await conn.execute(
+            "INSERT INTO sessionlog_schema (version, name) VALUES ($1, 'from_the_future')",
+            schema.LATEST + 1,
+        )
+    finally:
+        await conn.close()
+    b = PostgresBackend(pg_url, pool_size=2)
+    with pytest.raises(schema.SchemaTooNew, match="upgrade sessionlog"):
+        await b.open()
+    await b.close()
+
+
+async def test_refused_requests_write_nothing_to_the_database(pg_url: str) -> None:
+    b = PostgresBackend(pg_url, pool_size=4)
+    try:
+        sid = (await b.start(StartRequest(title="t"))).session_id
+        await b.append(AppendRequest(session_id=sid, role="user", content="x", message_id="m"))
+        before = await dump(pg_url)
+        refusals: list[Any] = [
+            b.append(AppendRequest(session_id=sid, role="user", content="y", expected_seq=1)),
+            b.append(AppendRequest(session_id="nope", role="user", content="y")),
+            b.delta(DeltaRequest(session_id=sid, message_id="m", content="more")),
+            b.delta(DeltaRequest(session_id=sid, message_id="ghost", content="more")),
+            b.update(UpdateRequest(session_id=sid)),
+            b.update(UpdateRequest(session_id="../etc", title="x")),
+            b.delete("missing"),
+            b.import_events(b"not json\n"),
+        ]
+        for call in refusals:
+            with pytest.raises(EventLogError) as e:
+                await call
+            assert (
+                isinstance(e.value, (InvalidRequest, SessionNotFound)) or e.value.code == "conflict"
+            )
+        # an import that meets an existing session writes none of its sessions
+        dump_bytes = b"".join([c async for c in await b.export(_all_events())])
+        with pytest.raises(EventLogError, match="already exists"):
+            await b.import_events(dump_bytes)
+        assert await dump(pg_url) == before
+    finally:
+        await b.close()
+
+
+def _all_events() -> Any:
+    from eventlog.requests import ExportRequest
+
+    return ExportRequest(all=True, format="events")
+
+
+async def test_without_a_database_url_the_tests_say_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(pg.ENV, raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="start-postgres"):
+        pg.admin_url()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="required in CI"):
+        pg.admin_url()
