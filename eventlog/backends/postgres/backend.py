@@ -17,10 +17,9 @@ from typing import Any
 import msgspec
 
 from ... import formats
-from ...errors import InvalidRequest, SessionExists, SessionNotFound
+from ...errors import InvalidRequest, SessionNotFound
 from ...events import (
     Event,
-    MessageAppended,
     SessionStarted,
     SessionStartedData,
     decoder,
@@ -29,7 +28,7 @@ from ...events import (
 )
 from ...events import now_iso as _now
 from ...fold import fold
-from ...model import Session, Summary, summarize
+from ...model import Session, summarize
 from ...notify import Hub, Lifecycle, Notice
 from ...ops import Result, SaveResult
 from ...requests import (
@@ -48,11 +47,10 @@ from ...requests import (
     check_session_id,
 )
 from ...results import ListResult, LoadResult
-from ...state import SessionState
-from . import listing, schema
+from . import importer, listing, schema
 from .db import Database, redact
 from .live import Live
-from .writes import Committed, Writes, docs_of
+from .writes import Committed, Writes
 
 _session = msgspec.json.Decoder(Session)
 _COMPACT_AFTER = 200  # events past a session's snapshot before compaction folds them in
@@ -298,69 +296,8 @@ class PostgresBackend:
         exists) nothing."""
         sessions = formats.parse_events(data)
         await self._ready()
-        folded = {sid: fold(sid, evs) for sid, evs in sessions.items()}
         async with self.db.conn("importing") as c, c.transaction():
-            exists = await c.fetch(
-                "SELECT session_id FROM sessions WHERE session_id = ANY($1)", list(sessions)
-            )
-            if exists:
-                raise SessionExists(exists[0][0])
-            await c.executemany(
-                "INSERT INTO used_ids VALUES ($1) ON CONFLICT DO NOTHING",
-                [(sid,) for sid in sessions],
-            )
-            await c.copy_records_to_table(
-                "sessions",
-                columns=[
-                    "session_id",
-                    "head",
-                    "started_at",
-                    "last_updated",
-                    "type",
-                    "tags",
-                    "pinned",
-                    "archived",
-                    "messages",
-                    "summary",
-                ],
-                records=[_session_row(s) for s in folded.values()],
-            )
-            await c.copy_records_to_table(
-                "events",
-                columns=["session_id", "seq", "event_id", "message_id", "body"],
-                records=[
-                    (
-                        sid,
-                        e.seq,
-                        e.id,
-                        e.data.message_id if isinstance(e, MessageAppended) else None,
-                        encoder.encode(e).decode(),
-                    )
-                    for sid, evs in sessions.items()
-                    for e in evs
-                ],
-            )
-            docs = []
-            for sid, evs in sessions.items():
-                state = SessionState(sid)
-                state.apply_state(evs)
-                ids, texts, weights = docs_of(state, evs)
-                docs += [(sid, i, t, w) for i, t, w in zip(ids, texts, weights, strict=True)]
-            await c.executemany(
-                "INSERT INTO docs VALUES ($1, $2, setweight(to_tsvector('simple', $3), $4::text::\"char\"))",
-                docs,
-            )
-            await c.executemany(
-                "INSERT INTO counter_deltas (session_id, archived, type, n, messages) "
-                "VALUES ($1, $2, $3, 1, $4)",
-                [
-                    (s.session_id, r.archived, r.type, r.message_count)
-                    for s in folded.values()
-                    for r in [summarize(s)]
-                ],
-            )
-            for sid in sessions:
-                await c.execute("SELECT pg_notify('sessionlog', $1)", f"S {self.instance} {sid}")
+            folded = await importer.insert(c, sessions, self.instance)
         for s in folded.values():
             self.hub.emit(Lifecycle("session.started", s.session_id, summarize(s)))
         return builtins.list(sessions)
@@ -419,19 +356,3 @@ class PostgresBackend:
             "listen_reconnects": self.live.reconnects,
             "fsync": "commit",  # acknowledged after COMMIT (synchronous_commit decides)
         }
-
-
-def _session_row(s: Session) -> tuple[Any, ...]:
-    r: Summary = summarize(s)
-    return (
-        s.session_id,
-        s.seq,
-        s.started_at,
-        s.last_updated,
-        r.type,
-        r.tags,
-        r.pinned,
-        r.archived,
-        r.message_count,
-        encoder.encode(r).decode(),
-    )

@@ -11,9 +11,8 @@ import msgspec
 from ...events import Event, SessionStarted, decoder, encoder
 from ...fold import fold
 from ...model import Session, summarize
-from ...state import SessionState
 from .backend import PostgresBackend
-from .writes import docs_of
+from .importer import DOCS_SQL, doc_rows
 
 _session = msgspec.json.Decoder(Session)
 
@@ -91,10 +90,7 @@ async def reindex(b: PostgresBackend, progress: Callable[[int], None]) -> int:
         await c.execute("DELETE FROM totals")
     async for sid, _head, rows in _sessions(b):
         events = [decoder.decode(r[3]) for r in rows]
-        state = SessionState(sid)
-        state.apply_state(events)
-        row = summarize(state.folder.view())
-        ids, texts, weights = docs_of(state, events)
+        row = summarize(fold(sid, events))
         async with b.db.conn("reindexing a session") as c, c.transaction():
             await c.execute(
                 "UPDATE sessions SET head = $2, last_updated = $3, type = $4, tags = $5, "
@@ -112,11 +108,7 @@ async def reindex(b: PostgresBackend, progress: Callable[[int], None]) -> int:
                 row.started_at,
             )
             await c.execute("DELETE FROM docs WHERE session_id = $1", sid)
-            await c.executemany(
-                "INSERT INTO docs VALUES ($1, $2, setweight(to_tsvector('simple', $3), "
-                '$4::text::"char"))',
-                [(sid, i, t, w) for i, t, w in zip(ids, texts, weights, strict=True)],
-            )
+            await c.executemany(DOCS_SQL, doc_rows(sid, events))
             await c.execute(
                 "INSERT INTO counter_deltas (session_id, archived, type, n, messages) "
                 "VALUES ($1, $2, $3, 1, $4)",
