@@ -5,6 +5,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 5174
 DATA   ?= memory
+DATABASE ?=
 
 .PHONY: run test lint fmt bench clean
 
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m server serve --host $(HOST) --port $(PORT) --data $(DATA)
+	$(PY) -m server serve --host $(HOST) --port $(PORT) --data $(DATA) $(if $(DATABASE),--database $(DATABASE))
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

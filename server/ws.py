@@ -248,14 +248,22 @@ class Connection:
                 return
             raise
         self.subs[sid] = sub
-        self.reply("subscribed", req_id, session_id=sid, seq=head)
-        if frame.after_seq is None:
+        after = frame.after_seq
+        if after is not None and after > head:
+            # The client has seen events the store does not have (it failed over to an
+            # asynchronous replica that lost the tail, or was restored from a backup):
+            # its copy cannot be patched, so it gets the whole session again, flagged.
+            self.reply("subscribed", req_id, session_id=sid, seq=head, resync=True)
+            after = 0
+        else:
+            self.reply("subscribed", req_id, session_id=sid, seq=head)
+        if after is None:
             sub.last_sent = head  # live only
         else:
-            sub.last_sent = frame.after_seq
-            if frame.after_seq < head:
+            sub.last_sent = after
+            if after < head:
                 try:
-                    backlog = await self.backend.events(sid, frame.after_seq)
+                    backlog = await self.backend.events(sid, after)
                 except Exception as e:
                     self.send_error(req_id, e, session_id=sid)
                     backlog = []

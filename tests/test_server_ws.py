@@ -411,3 +411,21 @@ async def test_an_unexpected_error_in_the_handler_closes_with_1011_and_the_serve
     monkeypatch.undo()
     sid = await api.start()  # the server itself is fine
     assert await subscribe(await api.ws(), sid, after_seq=0) == 1
+
+
+@both_backends
+async def test_a_resume_ahead_of_the_head_is_told_to_resync_and_gets_everything(
+    api: Api,
+) -> None:
+    """A client that failed over to an asynchronous replica which lost the tail (or to a
+    restored backup) holds events the store no longer has: skipping ``seq <= after_seq``
+    would hide the new events that reuse those seqs, so it must start again."""
+    sid = await api.start()
+    for i in range(3):
+        await api.ok("append", {"session_id": sid, "role": "user", "content": str(i)})
+    ws = await api.ws()
+    await ws.send_json({"op": "subscribe", "session_id": sid, "after_seq": 9})
+    got = await recv(ws)
+    assert (got["op"], got["seq"], got.get("resync")) == ("subscribed", 4, True)
+    assert [(await recv_op(ws, "event"))["seq"] for _ in range(4)] == [1, 2, 3, 4]
+    await ws.close()

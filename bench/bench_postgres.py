@@ -1,0 +1,743 @@
+"""Benchmark the postgres backend beside raw anchors; run by hand, it asserts nothing.
+
+    .venv/bin/python bench/bench_postgres.py [--url URL] [--rounds 5] [--seconds 3]
+        [--clients 32] [--subscribers 100] [--fanout-messages 200]
+        [--sessions 1000000] [--repeat 31] [--skip-big]
+
+The figures of issue 10, each beside an anchor measured in the same run, in alternating
+rounds (this machine's neighbours come and go, so each figure is divided by the anchor of
+its own round and the median of those ratios is reported):
+
+1. HTTP ``/append``, 1 client, p50 vs (raw asyncpg INSERT+COMMIT round trip on a
+   plain table, autocommit) + (bare aiohttp JSON echo round trip). Goal <= 1.5x.
+2. 32 HTTP clients, a session each: req/s vs 32 raw asyncpg connections doing
+   INSERT+COMMIT. Goal >= 50 %.
+3. Two server processes A and B on one database: S subscribers on A, a writer appends
+   through B (WebSocket); send -> last subscriber's receipt. Goal p99 < 50 ms. Anchors:
+   raw INSERT+pg_notify commit -> LISTEN receipt, and the writer on A itself.
+4. N sessions (default 1,000,000) bulk-loaded with COPY into the migrated schema (rows
+   built by the backend's own fold/summarize/docs_of), then ``PostgresBackend.list``:
+   first page and full-text queries vs the bare SQL of the page / GIN lookup.
+   Goals: first page < 10 ms, rare-word search < 50 ms.
+
+Each part runs in a database of its own (``bench_*``), dropped at the end. The cluster
+must have fsync and synchronous_commit on (``.ci/start-postgres`` starts one so): the
+script refuses to measure durability figures on a cluster that fakes its commits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import asyncpg
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_list import RARE, TAGS, vocabulary
+from bench_server import (
+    ECHO_SERVER,
+    Proc,
+    http_load,
+    ms,
+    pct,
+    start_sessions,
+    wait_healthy,
+)
+
+from eventlog.backends.postgres.backend import PostgresBackend
+from eventlog.backends.postgres.schema import migrate
+from eventlog.backends.postgres.writes import docs_of
+from eventlog.events import (
+    Event,
+    MessageAppended,
+    MessageAppendedData,
+    SessionStarted,
+    SessionStartedData,
+    SessionUpdated,
+    SessionUpdatedData,
+    encoder,
+    new_event_id,
+)
+from eventlog.model import summarize
+from eventlog.requests import ListRequest
+from eventlog.state import SessionState
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:54329/postgres"
+CONTENT = "hello " * 20
+# the raw anchor stores what an append stores: one journal line of the same size
+RAW_BODY = encoder.encode(
+    MessageAppended(
+        seq=2,
+        id=new_event_id(),
+        ts="2026-02-09T12:00:00.000Z",
+        data=MessageAppendedData(new_event_id(), "user", CONTENT, "2026-02-09T12:00:00.000Z", {}),
+    )
+).decode()
+RAW_TABLE = "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, session_id text NOT NULL, body text NOT NULL)"
+RAW_INSERT = "INSERT INTO bench_raw (session_id, body) VALUES ($1, $2)"
+
+rows: list[tuple[str, str, str]] = []
+
+
+def report(name: str, value: str, note: str = "") -> None:
+    rows.append((name, value, note))
+    print(f"  {name:<56} {value:<30} {note}", flush=True)
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def per_round(xs: list[float], fmt: Callable[[float], str]) -> str:
+    return "rounds " + "/".join(fmt(x) for x in xs)
+
+
+def db_url(admin: str, name: str) -> str:
+    return urlsplit(admin)._replace(path=f"/{name}").geturl()
+
+
+async def create_db(admin: str, name: str) -> str:
+    c = await asyncpg.connect(admin)
+    try:
+        await c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await c.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await c.close()
+    return db_url(admin, name)
+
+
+async def drop_db(admin: str, name: str) -> None:
+    c = await asyncpg.connect(admin)
+    try:
+        await c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await c.close()
+
+
+def serve(url: str) -> tuple[Proc, str]:
+    proc = Proc(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "serve",
+            "--port",
+            "0",
+            "--database",
+            url,
+            "--compact-interval",
+            "5",
+        ]
+    )
+    if "serving" not in proc.first_line:
+        proc.stop()
+        raise RuntimeError(f"server did not start: {proc.first_line}")
+    return proc, proc.first_line.split()[2]
+
+
+async def raw_load(conns: list[asyncpg.Connection], seconds: float) -> tuple[float, list[float]]:
+    """Rate and latencies of one INSERT+COMMIT loop per connection (autocommit: each
+    INSERT is its own durable transaction), each on a session id of its own."""
+    lat: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def loop(k: int, c: asyncpg.Connection) -> int:
+        n = 0
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            await c.execute(RAW_INSERT, f"raw{k:09d}", RAW_BODY)
+            lat.append(time.perf_counter() - t0)
+            n += 1
+        return n
+
+    t0 = time.perf_counter()
+    total = sum(await asyncio.gather(*(loop(k, c) for k, c in enumerate(conns))))
+    return total / (time.perf_counter() - t0), lat
+
+
+# -- figures 1 and 2: HTTP append vs raw insert (+ echo) ----------------------------------------
+
+
+async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) -> None:
+    from bench_server import free_port
+
+    port = free_port()
+    echo = Proc([sys.executable, "-c", ECHO_SERVER, str(port)])
+    conns = [await asyncpg.connect(url) for _ in range(args.clients)]
+    try:
+        await conns[0].execute(RAW_TABLE)
+        own = await start_sessions(base, args.clients)
+        echo_url, append_url = f"http://127.0.0.1:{port}/echo", f"{base}api/sessions/append"
+        body = {"session_id": own[0], "role": "user", "content": CONTENT}
+        raw1, echo1, app1, raw32, app32 = [], [], [], [], []
+        for _ in range(args.rounds):
+            raw1.append(pct((await raw_load(conns[:1], args.seconds))[1], 0.5))
+            echo1.append(
+                pct(
+                    (await http_load(echo_url, lambda k: body, 1, args.seconds, echo.p.pid))[1], 0.5
+                )
+            )
+            app1.append(
+                pct((await http_load(append_url, lambda k: body, 1, args.seconds, pid))[1], 0.5)
+            )
+            raw32.append((await raw_load(conns, args.seconds))[0])
+            rate, _, _ = await http_load(
+                append_url,
+                lambda k: {"session_id": own[k], "role": "user", "content": CONTENT},
+                args.clients,
+                args.seconds,
+                pid,
+            )
+            app32.append(rate)
+    finally:
+        echo.stop()
+        for c in conns:
+            await c.close()
+    anchor = [r + e for r, e in zip(raw1, echo1, strict=True)]
+    ratio1 = [a / b for a, b in zip(app1, anchor, strict=True)]
+    report("1. raw INSERT+COMMIT, 1 asyncpg connection: p50", ms(med(raw1)), per_round(raw1, ms))
+    report("1. bare aiohttp JSON echo, 1 client: p50", ms(med(echo1)), per_round(echo1, ms))
+    report("1. anchor = raw INSERT+COMMIT + echo", ms(med(anchor)), per_round(anchor, ms))
+    report(
+        "1. HTTP append, 1 client: p50",
+        f"{ms(med(app1))} = {med(ratio1):.2f}x anchor",
+        f"goal <= 1.5x; {per_round(app1, ms)} ({'/'.join(f'{x:.2f}x' for x in ratio1)})",
+    )
+    ratio32 = [a / b for a, b in zip(app32, raw32, strict=True)]
+    report(
+        f"2. {args.clients} raw asyncpg connections, INSERT+COMMIT",
+        f"{med(raw32):,.0f} commits/s",
+        per_round(raw32, lambda x: f"{x:,.0f}"),
+    )
+    report(
+        f"2. HTTP append, {args.clients} clients, a session each",
+        f"{med(app32):,.0f} req/s = {med(ratio32):.0%} of raw",
+        f"goal >= 50%; {per_round(app32, lambda x: f'{x:,.0f}')} "
+        f"({'/'.join(f'{x:.0%}' for x in ratio32)})",
+    )
+
+
+# -- figure 3: cross-instance fan-out ------------------------------------------------------------
+
+
+async def fanout_round(
+    http: aiohttp.ClientSession, writer_base: str, windows: list[Any], sid: str, n: int
+) -> tuple[list[float], list[float]]:
+    """``n`` appends through a WebSocket on ``writer_base``, one at a time; for each, the
+    time from send and from ack until the last subscribed window has it."""
+    got: dict[int, list[float]] = {}
+    done: dict[int, asyncio.Event] = {}
+
+    async def window(ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            t = time.perf_counter()
+            frame = msgspec.json.decode(msg.data)
+            if frame.get("op") != "event":
+                continue
+            arrivals = got.setdefault(frame["seq"], [])
+            arrivals.append(t)
+            if len(arrivals) == len(windows):
+                done.setdefault(frame["seq"], asyncio.Event()).set()
+
+    readers = [asyncio.create_task(window(ws)) for ws in windows]
+    writer = await http.ws_connect(f"{writer_base}api/sessions/ws")
+    from_send: list[float] = []
+    from_ack: list[float] = []
+    try:
+        for i in range(n):
+            t_send = time.perf_counter()
+            await writer.send_json(
+                {
+                    "op": "append",
+                    "req_id": i,
+                    "session_id": sid,
+                    "role": "assistant",
+                    "content": "token " * 10,
+                }
+            )
+            ack = await writer.receive_json()
+            t_ack = time.perf_counter()
+            assert ack["op"] == "ack", ack
+            await asyncio.wait_for(done.setdefault(ack["seq"], asyncio.Event()).wait(), 30)
+            last = max(got.pop(ack["seq"]))
+            from_send.append(last - t_send)
+            from_ack.append(max(0.0, last - t_ack))
+    finally:
+        await writer.close()
+        for r in readers:
+            r.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+    return from_send, from_ack
+
+
+async def notify_round(
+    listen: asyncpg.Connection, write: asyncpg.Connection, n: int
+) -> list[float]:
+    """Raw anchor: INSERT + pg_notify committed on one connection -> LISTEN callback."""
+    loop = asyncio.get_running_loop()
+    waiting: dict[str, asyncio.Future[float]] = {}
+
+    def heard(_c: Any, _pid: int, _channel: str, payload: str) -> None:
+        fut = waiting.pop(payload, None)
+        if fut is not None and not fut.done():
+            fut.set_result(time.perf_counter())
+
+    await listen.add_listener("bench", heard)
+    out = []
+    try:
+        for i in range(n):
+            fut = waiting[str(i)] = loop.create_future()
+            t0 = time.perf_counter()
+            await write.execute(
+                "WITH i AS (INSERT INTO bench_raw (session_id, body) VALUES ($1, $2) RETURNING id)"
+                " SELECT pg_notify('bench', $3) FROM i",
+                "notify",
+                RAW_BODY,
+                str(i),
+            )
+            out.append(await asyncio.wait_for(fut, 30) - t0)
+    finally:
+        await listen.remove_listener("bench", heard)
+    return out
+
+
+async def bench_fanout(args: argparse.Namespace, url: str, base_a: str) -> None:
+    proc_b, base_b = serve(url)
+    listen, write = await asyncpg.connect(url), await asyncpg.connect(url)
+    try:
+        await wait_healthy(base_b)
+        [sid] = await start_sessions(base_a, 1)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            windows = []
+            for _ in range(args.subscribers):
+                ws = await http.ws_connect(f"{base_a}api/sessions/ws")
+                await ws.send_json({"op": "subscribe", "session_id": sid})
+                assert (await ws.receive_json())["op"] == "subscribed"
+                windows.append(ws)
+            cross: list[list[float]] = []
+            cross_ack: list[float] = []
+            local: list[list[float]] = []
+            raw: list[list[float]] = []
+            for _ in range(args.rounds):
+                s, a = await fanout_round(http, base_b, windows, sid, args.fanout_messages)
+                cross.append(s)
+                cross_ack += a
+                local.append(
+                    (await fanout_round(http, base_a, windows, sid, args.fanout_messages))[0]
+                )
+                raw.append(await notify_round(listen, write, args.fanout_messages))
+            for ws in windows:
+                await ws.close()
+    finally:
+        await listen.close()
+        await write.close()
+        proc_b.stop()
+    flat = [x for r in cross for x in r]
+    n = args.subscribers
+    report(
+        "3. anchor: raw INSERT+pg_notify commit -> LISTEN receipt",
+        f"p50 {ms(pct([x for r in raw for x in r], 0.5))}",
+        f"p99 {ms(pct([x for r in raw for x in r], 0.99))}; "
+        f"p99 {per_round([pct(r, 0.99) for r in raw], ms)}",
+    )
+    report(
+        f"3. reference: writer on A -> {n} subscribers on A",
+        f"p50 {ms(pct([x for r in local for x in r], 0.5))}",
+        f"p99 {ms(pct([x for r in local for x in r], 0.99))} (send -> last receipt)",
+    )
+    report(
+        f"3. writer on B -> {n} subscribers on A: send -> last",
+        f"p50 {ms(pct(flat, 0.5))} p99 {ms(pct(flat, 0.99))}",
+        f"goal p99 < 50 ms; p99 {per_round([pct(r, 0.99) for r in cross], ms)}; "
+        f"max {ms(max(flat))}; {len(flat)} appends",
+    )
+    report(
+        f"3. writer on B -> {n} subscribers on A: ack -> last",
+        f"p50 {ms(pct(cross_ack, 0.5))} p99 {ms(pct(cross_ack, 0.99))}",
+        "(0 when the last receipt beats the ack)",
+    )
+
+
+# -- figure 4: a million sessions ------------------------------------------------------------------
+
+
+def iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+class Generator:
+    """Sessions as the backend would have written them: the started event, 2-4 messages
+    of Zipf-distributed words (``RARE`` in ~1 message in 3,000), for some a
+    session.updated (tags, pinned, archived); list rows and search docs come from the
+    backend's own fold (``SessionState``, ``summarize``, ``docs_of``)."""
+
+    def __init__(self, seed: int = 1) -> None:
+        self.rng = random.Random(seed)
+        words = vocabulary(random.Random(1))
+        self.words = words
+        self.stream = self.rng.choices(
+            words, cum_weights=list(accumulate(1 / r for r in range(1, len(words) + 1))), k=1 << 20
+        )
+        self.now = time.time()
+        self.rare_sessions = 0
+        self.counts: Counter[tuple[bool, str]] = Counter()
+        self.messages: Counter[tuple[bool, str]] = Counter()
+
+    def text(self, lo: int, hi: int) -> list[str]:
+        at = self.rng.randrange(len(self.stream) - hi)
+        return self.stream[at : at + self.rng.randint(lo, hi)]
+
+    def chunk(self, ids: list[str]) -> tuple[list[tuple], list[tuple], list[tuple]]:
+        rng = self.rng
+        sessions, events, docs = [], [], []
+        for sid in ids:
+            t = self.now - rng.uniform(60, 365 * 86400)
+            kind = "voice" if rng.random() < 0.2 else "chat"
+            title = " ".join(self.text(2, 4)).title() if rng.random() < 0.3 else ""
+            evs: list[Event] = [
+                SessionStarted(
+                    seq=1,
+                    id=new_event_id(),
+                    ts=iso(t),
+                    data=SessionStartedData("User", {"type": kind}, title),
+                )
+            ]
+            rare = False
+            for k in range(rng.randint(2, 4)):
+                words = self.text(3, 40)
+                if rng.random() < 1 / 3000:
+                    words.insert(rng.randrange(len(words)), RARE)
+                    rare = True
+                t += rng.uniform(2, 60)
+                evs.append(
+                    MessageAppended(
+                        seq=len(evs) + 1,
+                        id=new_event_id(),
+                        ts=iso(t),
+                        data=MessageAppendedData(
+                            new_event_id(),
+                            "user" if k % 2 == 0 else "assistant",
+                            " ".join(words),
+                            iso(t),
+                            {},
+                        ),
+                    )
+                )
+            r = rng.random()
+            if r < 0.15:
+                t += rng.uniform(2, 600)
+                evs.append(
+                    SessionUpdated(
+                        seq=len(evs) + 1,
+                        id=new_event_id(),
+                        ts=iso(t),
+                        data=SessionUpdatedData(
+                            tags=rng.sample(TAGS, rng.randint(1, 2)),
+                            pinned=True if r < 0.001 else None,
+                            archived=True if 0.001 <= r < 0.06 else None,
+                        ),
+                    )
+                )
+            self.rare_sessions += rare
+            state = SessionState(sid)
+            state.apply_state(evs)
+            row = summarize(state.folder.view())
+            sessions.append(
+                (
+                    sid,
+                    row.seq,
+                    row.started_at,
+                    row.last_updated,
+                    row.type,
+                    row.tags,
+                    row.pinned,
+                    row.archived,
+                    row.message_count,
+                    encoder.encode(row).decode(),
+                )
+            )
+            self.counts[(row.archived, row.type)] += 1
+            self.messages[(row.archived, row.type)] += row.message_count
+            for e in evs:
+                mid = e.data.message_id if isinstance(e, MessageAppended) else None
+                events.append((sid, e.seq, e.id, mid, encoder.encode(e).decode()))
+            doc_ids, texts, weights = docs_of(state, evs)
+            docs += [(sid, d, x, w) for d, x, w in zip(doc_ids, texts, weights, strict=True)]
+        return sessions, events, docs
+
+
+SESSION_COLUMNS = [
+    "session_id",
+    "head",
+    "started_at",
+    "last_updated",
+    "type",
+    "tags",
+    "pinned",
+    "archived",
+    "messages",
+    "summary",
+]
+
+
+async def load(c: asyncpg.Connection, n: int, chunk: int = 50_000) -> Generator:
+    """COPY ``n`` sessions in session-id order (so the primary keys grow at their right
+    edge). Search docs go through a staging table and the same ``setweight(to_tsvector(
+    'simple', text), weight)`` as ``sessionlog_write``; counters as deltas, rolled up."""
+    gen = Generator()
+    rng = random.Random(2)
+    unique: set[str] = set()
+    while len(unique) < n:  # random like token_hex(6), sorted for the load
+        unique.add(f"{rng.getrandbits(48):012x}")
+    ids = sorted(unique)
+    await c.execute("CREATE TEMP TABLE stage (session_id text, doc_id text, t text, w text)")
+    t0, gen_s = time.perf_counter(), 0.0
+    for i in range(0, n, chunk):
+        g0 = time.perf_counter()
+        sessions, events, docs = gen.chunk(ids[i : i + chunk])
+        gen_s += time.perf_counter() - g0
+        async with c.transaction():
+            await c.copy_records_to_table(
+                "used_ids", columns=["session_id"], records=[(s[0],) for s in sessions]
+            )
+            await c.copy_records_to_table("sessions", columns=SESSION_COLUMNS, records=sessions)
+            await c.copy_records_to_table(
+                "events",
+                columns=["session_id", "seq", "event_id", "message_id", "body"],
+                records=events,
+            )
+            await c.copy_records_to_table("stage", records=docs)
+            await c.execute(
+                "INSERT INTO docs SELECT session_id, doc_id, "
+                "setweight(to_tsvector('simple', t), w::\"char\") FROM stage"
+            )
+            await c.execute("TRUNCATE stage")
+        done = min(n, i + chunk)
+        el = time.perf_counter() - t0
+        print(
+            f"\r  loaded {done:,}/{n:,} sessions in {el:.0f} s "
+            f"(generating {gen_s:.0f} s), eta {el / done * (n - done):.0f} s   ",
+            end="",
+            flush=True,
+        )
+    print(flush=True)
+    # the same totals as one delta per session would give, in a handful of rows
+    await c.executemany(
+        "INSERT INTO counter_deltas (session_id, archived, type, n, messages) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        [(ids[0], a, t, k, gen.messages[(a, t)]) for (a, t), k in gen.counts.items()],
+    )
+    await c.execute("SELECT sessionlog_rollup()")
+    return gen
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
+    t0 = time.perf_counter()
+    await fn()
+    return time.perf_counter() - t0
+
+
+async def bench_big(args: argparse.Namespace, url: str) -> None:
+    c = await asyncpg.connect(url)
+    try:
+        await migrate(c)
+        t0 = time.perf_counter()
+        gen = await load(c, args.sessions)
+        loaded = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        await c.execute("VACUUM ANALYZE")  # what autovacuum does after a load, done now
+        size = await c.fetchval("SELECT pg_database_size(current_database())")
+        report(
+            f"4. load {args.sessions:,} sessions (COPY)",
+            f"{loaded:.0f} s + VACUUM ANALYZE {time.perf_counter() - t1:.0f} s",
+            f"database {size / 2**30:.2f} GiB; {RARE!r} in {gen.rare_sessions:,} sessions",
+        )
+        backend = PostgresBackend(url)
+        await backend.open()
+        common = gen.words[100]  # ~ the 100th commonest word: in a few % of messages
+
+        def raw_page(where: str) -> str:
+            return (
+                f"SELECT summary FROM sessions WHERE {where} "
+                "ORDER BY pinned DESC, last_updated DESC, session_id LIMIT 100"
+            )
+
+        raw_gin = "SELECT count(*) FROM docs WHERE tsv @@ to_tsquery('simple', $1)"
+        cases: list[tuple[str, ListRequest, str, tuple[Any, ...], int, str]] = [
+            (
+                "first page (default filters)",
+                ListRequest(),
+                raw_page("NOT archived"),
+                (),
+                args.repeat,
+                "< 10 ms",
+            ),
+            (
+                "first page, archived too",
+                ListRequest(archived=None),
+                raw_page("true"),
+                (),
+                args.repeat,
+                "",
+            ),
+            (
+                "type=voice",
+                ListRequest(type="voice"),
+                raw_page("NOT archived AND type = $1"),
+                ("voice",),
+                args.repeat,
+                "",
+            ),
+            (
+                "tag=travel",
+                ListRequest(tag="travel"),
+                raw_page("NOT archived AND tags @> ARRAY[$1]"),
+                ("travel",),
+                args.repeat,
+                "",
+            ),
+            (
+                f"search rare word {RARE!r}",
+                ListRequest(query=RARE),
+                raw_gin,
+                (RARE,),
+                args.repeat,
+                "< 50 ms",
+            ),
+            (
+                f"search prefix {RARE[:4]!r}",
+                ListRequest(query=RARE[:4]),
+                raw_gin,
+                (f"{RARE[:4]}:*",),
+                args.repeat,
+                "",
+            ),
+            (
+                f"search {gen.words[0]} {RARE}",
+                ListRequest(query=f"{gen.words[0]} {RARE}"),
+                raw_gin,
+                (f"{gen.words[0]} & {RARE}",),
+                args.repeat,
+                "",
+            ),
+            (
+                f"search mid-frequency word {common!r}",
+                ListRequest(query=common),
+                raw_gin,
+                (common,),
+                min(args.repeat, 5),
+                "",
+            ),
+        ]
+        try:
+            for label, req, sql, params, repeat, goal in cases:
+                res = await backend.list(req)  # warm the caches and the prepared statements
+                await c.fetch(sql, *params)
+                mine, raw = [], []
+                for _ in range(repeat):
+                    mine.append(await timed(lambda req=req: backend.list(req)))
+                    raw.append(await timed(lambda sql=sql, p=params: c.fetch(sql, *p)))
+                report(
+                    f"4. list {label}",
+                    f"{ms(med(mine))}" + (f" (goal {goal})" if goal else ""),
+                    f"anchor (bare {'GIN count' if sql == raw_gin else 'page'} SQL) "
+                    f"{ms(med(raw))}; p90 {ms(pct(mine, 0.9))}; "
+                    f"{res.total_sessions:,} matching sessions",
+                )
+        finally:
+            await backend.close()
+    finally:
+        await c.close()
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+async def settings(admin: str) -> dict[str, str]:
+    c = await asyncpg.connect(admin)
+    try:
+        names = [
+            "server_version",
+            "fsync",
+            "synchronous_commit",
+            "wal_sync_method",
+            "full_page_writes",
+            "shared_buffers",
+            "max_connections",
+        ]
+        return {n: await c.fetchval(f"SHOW {n}") for n in names}
+    finally:
+        await c.close()
+
+
+async def main(args: argparse.Namespace) -> int:
+    conf = await settings(args.url)
+    print(
+        "PostgreSQL " + ", ".join(f"{k}={v}" for k, v in conf.items()),
+        f"\n{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start",
+        flush=True,
+    )
+    if conf["fsync"] != "on" or conf["synchronous_commit"] != "on":
+        print("refusing: the figures need fsync=on and synchronous_commit=on", file=sys.stderr)
+        return 2
+    tag = f"{os.getpid()}"
+    if not args.skip_live:
+        url = await create_db(args.url, f"bench_live_{tag}")
+        try:
+            proc, base = serve(url)
+            try:
+                await wait_healthy(base)
+                await bench_append(args, url, base, proc.p.pid)
+                await bench_fanout(args, url, base)
+            finally:
+                proc.stop()
+        finally:
+            await drop_db(args.url, f"bench_live_{tag}")
+    if not args.skip_big:
+        url = await create_db(args.url, f"bench_big_{tag}")
+        try:
+            await bench_big(args, url)
+        finally:
+            await drop_db(args.url, f"bench_big_{tag}")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    print(
+        f"\nPostgreSQL {conf['server_version']}, fsync={conf['fsync']}, "
+        f"synchronous_commit={conf['synchronous_commit']}, {os.cpu_count()} cores"
+        "\n\n| measurement | result | detail |\n|---|---|---|"
+    )
+    for name, value, note in rows:
+        print(f"| {name} | {value} | {note} |")
+    return 0
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--url",
+        default=os.environ.get("SESSIONLOG_TEST_DATABASE_URL") or DEFAULT_URL,
+        help="an admin URL of the cluster (it creates and drops bench_* databases); "
+        "default $SESSIONLOG_TEST_DATABASE_URL or " + DEFAULT_URL,
+    )
+    p.add_argument("--rounds", type=int, default=5, help="measured/anchor alternations")
+    p.add_argument("--seconds", type=float, default=3.0, help="per throughput/latency run")
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--subscribers", type=int, default=100)
+    p.add_argument("--fanout-messages", type=int, default=200, help="appends per round")
+    p.add_argument("--sessions", type=int, default=1_000_000, help="for the list/search part")
+    p.add_argument("--repeat", type=int, default=31, help="timed runs per list query")
+    p.add_argument("--skip-big", action="store_true", help="skip the list/search part")
+    p.add_argument("--skip-live", action="store_true", help="only the list/search part")
+    sys.exit(asyncio.run(main(p.parse_args())))
