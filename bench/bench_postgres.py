@@ -50,10 +50,12 @@ from bench_list import RARE, TAGS, vocabulary
 from bench_server import (
     ECHO_SERVER,
     Proc,
+    free_port,
     http_load,
     ms,
     pct,
     start_sessions,
+    us,
     wait_healthy,
 )
 
@@ -88,6 +90,7 @@ RAW_BODY = encoder.encode(
 ).decode()
 RAW_TABLE = "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, session_id text NOT NULL, body text NOT NULL)"
 RAW_INSERT = "INSERT INTO bench_raw (session_id, body) VALUES ($1, $2)"
+RAW_NOTIFY = f"WITH i AS ({RAW_INSERT} RETURNING id) SELECT pg_notify('bench', $1) FROM i"
 
 rows: list[tuple[str, str, str]] = []
 
@@ -148,9 +151,11 @@ def serve(url: str) -> tuple[Proc, str]:
     return proc, proc.first_line.split()[2]
 
 
-async def raw_load(conns: list[asyncpg.Connection], seconds: float) -> tuple[float, list[float]]:
+async def raw_load(
+    conns: list[asyncpg.Connection], seconds: float, sql: str = RAW_INSERT
+) -> tuple[float, list[float]]:
     """Rate and latencies of one INSERT+COMMIT loop per connection (autocommit: each
-    INSERT is its own durable transaction), each on a session id of its own."""
+    statement is its own durable transaction), each on a session id of its own."""
     lat: list[float] = []
     deadline = time.perf_counter() + seconds
 
@@ -158,7 +163,7 @@ async def raw_load(conns: list[asyncpg.Connection], seconds: float) -> tuple[flo
         n = 0
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
-            await c.execute(RAW_INSERT, f"raw{k:09d}", RAW_BODY)
+            await c.execute(sql, f"raw{k:09d}", RAW_BODY)
             lat.append(time.perf_counter() - t0)
             n += 1
         return n
@@ -168,12 +173,17 @@ async def raw_load(conns: list[asyncpg.Connection], seconds: float) -> tuple[flo
     return total / (time.perf_counter() - t0), lat
 
 
+def ratios(xs: list[float], ys: list[float], fmt: str) -> str:
+    return "/".join(format(x / y, fmt) for x, y in zip(xs, ys, strict=True))
+
+
 # -- figures 1 and 2: HTTP append vs raw insert (+ echo) ----------------------------------------
 
 
 async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) -> None:
-    from bench_server import free_port
-
+    """Per round: raw insert, echo, append (1 client); raw inserts, appends (N clients);
+    and the raw inserts again with a pg_notify in the transaction, as the backend's
+    write function sends one (a diagnostic: NOTIFY serialises commits in PostgreSQL)."""
     port = free_port()
     echo = Proc([sys.executable, "-c", ECHO_SERVER, str(port)])
     conns = [await asyncpg.connect(url) for _ in range(args.clients)]
@@ -182,51 +192,64 @@ async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) 
         own = await start_sessions(base, args.clients)
         echo_url, append_url = f"http://127.0.0.1:{port}/echo", f"{base}api/sessions/append"
         body = {"session_id": own[0], "role": "user", "content": CONTENT}
-        raw1, echo1, app1, raw32, app32 = [], [], [], [], []
+        k: dict[str, list[float]] = {}
         for _ in range(args.rounds):
-            raw1.append(pct((await raw_load(conns[:1], args.seconds))[1], 0.5))
-            echo1.append(
-                pct(
-                    (await http_load(echo_url, lambda k: body, 1, args.seconds, echo.p.pid))[1], 0.5
-                )
-            )
-            app1.append(
-                pct((await http_load(append_url, lambda k: body, 1, args.seconds, pid))[1], 0.5)
-            )
-            raw32.append((await raw_load(conns, args.seconds))[0])
-            rate, _, _ = await http_load(
+
+            def add(key: str, value: float) -> None:
+                k.setdefault(key, []).append(value)
+
+            add("raw1", pct((await raw_load(conns[:1], args.seconds))[1], 0.5))
+            _, lat, _ = await http_load(echo_url, lambda _: body, 1, args.seconds, echo.p.pid)
+            add("echo1", pct(lat, 0.5))
+            _, lat, cpu = await http_load(append_url, lambda _: body, 1, args.seconds, pid)
+            add("app1", pct(lat, 0.5))
+            add("cpu1", cpu)
+            add("notify1", pct((await raw_load(conns[:1], args.seconds, RAW_NOTIFY))[1], 0.5))
+            add("raw32", (await raw_load(conns, args.seconds))[0])
+            rate, _, cpu = await http_load(
                 append_url,
-                lambda k: {"session_id": own[k], "role": "user", "content": CONTENT},
+                lambda i: {"session_id": own[i], "role": "user", "content": CONTENT},
                 args.clients,
                 args.seconds,
                 pid,
             )
-            app32.append(rate)
+            add("app32", rate)
+            add("cpu32", cpu)
+            add("notify32", (await raw_load(conns, args.seconds, RAW_NOTIFY))[0])
     finally:
         echo.stop()
         for c in conns:
             await c.close()
+    raw1, echo1, app1 = k["raw1"], k["echo1"], k["app1"]
     anchor = [r + e for r, e in zip(raw1, echo1, strict=True)]
-    ratio1 = [a / b for a, b in zip(app1, anchor, strict=True)]
     report("1. raw INSERT+COMMIT, 1 asyncpg connection: p50", ms(med(raw1)), per_round(raw1, ms))
     report("1. bare aiohttp JSON echo, 1 client: p50", ms(med(echo1)), per_round(echo1, ms))
     report("1. anchor = raw INSERT+COMMIT + echo", ms(med(anchor)), per_round(anchor, ms))
     report(
         "1. HTTP append, 1 client: p50",
-        f"{ms(med(app1))} = {med(ratio1):.2f}x anchor",
-        f"goal <= 1.5x; {per_round(app1, ms)} ({'/'.join(f'{x:.2f}x' for x in ratio1)})",
-    )
-    ratio32 = [a / b for a, b in zip(app32, raw32, strict=True)]
-    report(
-        f"2. {args.clients} raw asyncpg connections, INSERT+COMMIT",
-        f"{med(raw32):,.0f} commits/s",
-        per_round(raw32, lambda x: f"{x:,.0f}"),
+        f"{ms(med(app1))} = {med([a / b for a, b in zip(app1, anchor, strict=True)]):.2f}x anchor",
+        f"goal <= 1.5x; {per_round(app1, ms)} ({ratios(app1, anchor, '.2f')}x); "
+        f"server CPU {us(med(k['cpu1']))}/req",
     )
     report(
-        f"2. HTTP append, {args.clients} clients, a session each",
-        f"{med(app32):,.0f} req/s = {med(ratio32):.0%} of raw",
-        f"goal >= 50%; {per_round(app32, lambda x: f'{x:,.0f}')} "
-        f"({'/'.join(f'{x:.0%}' for x in ratio32)})",
+        "1. diagnostic: raw INSERT+pg_notify+COMMIT, 1 connection",
+        ms(med(k["notify1"])),
+        per_round(k["notify1"], ms),
+    )
+    raw32, app32, notify32 = k["raw32"], k["app32"], k["notify32"]
+    n = args.clients
+    report(f"2. {n} raw asyncpg connections, INSERT+COMMIT", f"{med(raw32):,.0f} commits/s",
+           per_round(raw32, lambda x: f"{x:,.0f}"))  # fmt: skip
+    report(
+        f"2. HTTP append, {n} clients, a session each",
+        f"{med(app32):,.0f} req/s = {med([a / b for a, b in zip(app32, raw32, strict=True)]):.0%} of raw",
+        f"goal >= 50%; {per_round(app32, lambda x: f'{x:,.0f}')} ({ratios(app32, raw32, '.0%')}); "
+        f"server CPU {us(med(k['cpu32']))}/req",
+    )
+    report(
+        f"2. diagnostic: {n} raw connections, INSERT+pg_notify+COMMIT",
+        f"{med(notify32):,.0f} commits/s = {med([a / b for a, b in zip(notify32, raw32, strict=True)]):.0%} of raw",
+        per_round(notify32, lambda x: f"{x:,.0f}"),
     )
 
 

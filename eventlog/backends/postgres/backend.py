@@ -73,7 +73,9 @@ class PostgresBackend:
         self.db = Database(url, max_size=pool_size)
         self.hub = Hub()
         self.writes = Writes(self.db, self.instance, self._committed, cache_sessions)
-        self.live = Live(self.db, self.instance, self.hub, self.writes.forget, poll_interval)
+        self.live = Live(
+            self.db, self.instance, self.hub, self.writes.forget, self.writes.behind, poll_interval
+        )
         self._migrate = migrate
         self._opened: asyncio.Task[None] | None = None
 

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from ...errors import SessionNotFound
-from ...events import Event, decoder
+from ...events import Event, MessageDelta, decoder
 from ...model import Summary
 from ...notify import Hub, Lifecycle, Published
 from .db import _GONE, Database, redact
@@ -52,12 +52,14 @@ class Live:
         instance: str,
         hub: Hub,
         forget: Callable[[str], None],
+        behind: Callable[[str], None],
         poll_interval: float = 1.0,
     ) -> None:
         self._db = db
         self._instance = instance
         self._hub = hub
         self._forget = forget
+        self._behind = behind
         self.poll_interval = poll_interval
         self._watched: dict[str, _Watch] = {}
         self._rows: dict[str, str] = {}  # sessions whose list row to fetch -> lifecycle type
@@ -156,7 +158,7 @@ class Live:
             if w is not None and w.known and int(parts[3]) > w.published:
                 self._pump(sid)
             if not mine:
-                self._forget(sid)  # our cached write state is behind now
+                self._behind(sid)  # our cached write state is behind now
                 self._want_row(sid, "session.updated")
         elif kind == "S" and not mine:
             self._want_row(sid, "session.started")
@@ -196,7 +198,8 @@ class Live:
     def committed(self, c: Committed) -> None:
         """This instance committed ``c``: publish it now (no round trip)."""
         self._deliver(c.session_id, c.events)
-        if self._hub.listening():
+        # a token stream changes no list row worth a notice per delta (as on files)
+        if self._hub.listening() and not all(isinstance(e, MessageDelta) for e in c.events):
             kind = "session.started" if c.events[0].seq == 1 else "session.updated"
             self._hub.emit(Lifecycle(kind, c.session_id, c.summary))  # type: ignore[arg-type]
 

@@ -77,6 +77,13 @@ def docs_of(state: SessionState, events: list[Event]) -> tuple[list[str], list[s
     return list(ids), [t for t, _ in ids.values()], [w for _, w in ids.values()]
 
 
+def _counted(state: SessionState) -> tuple[bool, str, int]:
+    """What the list's totals count a session under: (archived, type, messages)."""
+    s = state.folder.view()
+    kind = s.metadata.get("type", "chat")
+    return s.archived, kind if isinstance(kind, str) else "chat", s.stats.total_messages
+
+
 class Writes:
     """Per-session batching over a bounded cache of session states."""
 
@@ -94,10 +101,18 @@ class Writes:
         self._cache_max = cache_sessions
         self._pending: dict[str, list[tuple[WriteRequest, asyncio.Future[Any]]]] = {}
         self._drains: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
+        self._behind: set[str] = set()
 
     def forget(self, session_id: str) -> None:
         """Drop a cached state (deleted, or possibly out of step with the table)."""
         self._cache.pop(session_id, None)
+        self._behind.discard(session_id)
+
+    def behind(self, session_id: str) -> None:
+        """Another instance wrote to this session: catch the cache up before building
+        (a read of the new events only), rather than fail a write and reread it all."""
+        if session_id in self._cache:
+            self._behind.add(session_id)
 
     async def submit(self, req: WriteRequest) -> Any:
         """Queue a validated write; resolves once committed (or raises its refusal)."""
@@ -146,6 +161,18 @@ class Writes:
         state = self._cache.get(session_id)
         if state is not None:
             self._cache.move_to_end(session_id)
+            if session_id in self._behind:
+                self._behind.discard(session_id)
+                after = state.last_seq
+                rows = await self._db.read(
+                    "catching up a session",
+                    lambda c: c.fetch(
+                        "SELECT body FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq",
+                        session_id,
+                        after,
+                    ),
+                )
+                state.apply_state(decoder.decode(r[0]) for r in rows)
             return state
         state = SessionState(session_id)
         rows = await self._db.read(
@@ -174,7 +201,7 @@ class Writes:
         for _ in range(_MAX_TRIES):
             state = await self._state(session_id)
             base = state.last_seq
-            before = summarize(state.folder.view())
+            before = _counted(state)
             outcomes: list[Any] = []
             events: list[Event] = []
             for req in reqs:
@@ -225,18 +252,24 @@ class Writes:
         raise SequenceConflict(session_id, base, base)  # pragma: no cover - livelock guard
 
     async def _write(
-        self, session_id: str, base: int, state: SessionState, events: list[Event], before: Summary
+        self,
+        session_id: str,
+        base: int,
+        state: SessionState,
+        events: list[Event],
+        before: tuple[bool, str, int],
     ) -> int:
         after = summarize(state.folder.view())
         doc_ids, doc_texts, doc_weights = docs_of(state, events)
         counts: list[tuple[bool, str, int, int]] = []
-        if (before.archived, before.type) != (after.archived, after.type):
+        archived, kind, messages = before
+        if (archived, kind) != (after.archived, after.type):
             counts = [
-                (before.archived, before.type, -1, -before.message_count),
+                (archived, kind, -1, -messages),
                 (after.archived, after.type, 1, after.message_count),
             ]
-        elif before.message_count != after.message_count:
-            counts = [(after.archived, after.type, 0, after.message_count - before.message_count)]
+        elif messages != after.message_count:
+            counts = [(after.archived, after.type, 0, after.message_count - messages)]
         head = base + len(events)
         async with self._db.conn("appending") as c:
             found = await c.fetchval(
