@@ -73,7 +73,7 @@ def _backend_ctx(
             from eventlog.backends.postgres.backend import PostgresBackend
 
             # connects, migrates (refusing a newer schema) and starts listening
-            backend = await PostgresBackend(config.database).open()
+            backend = await PostgresBackend(config.database, read_url=config.read_database).open()
         else:
             # opening reconciles the index with the journals: keep it off the event loop
             backend = await asyncio.to_thread(

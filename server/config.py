@@ -28,6 +28,7 @@ class Config:
     port: int = 5174
     data: str = "memory"
     database: str | None = None  # postgresql://… : use that database instead of ``data``
+    read_database: str | None = None  # a read replica of ``database`` for list/search
     fsync: Literal["always", "interval", "never"] = "always"
     compact_interval: float = 5.0  # seconds between compactions; <= 0 disables the task
     token: str | None = None

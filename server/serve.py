@@ -38,6 +38,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "instead of --data (default: $SESSIONLOG_DATABASE_URL)",
     )
     parser.add_argument(
+        "--read-database",
+        default=os.environ.get("SESSIONLOG_READ_DATABASE_URL") or None,
+        metavar="URL",
+        help="a read replica of --database for the list and search "
+        "(default: $SESSIONLOG_READ_DATABASE_URL)",
+    )
+    parser.add_argument(
         "--fsync",
         choices=("always", "interval", "never"),
         default="always",
@@ -73,6 +80,7 @@ def config_from(args: argparse.Namespace) -> Config:
         port=args.port,
         data=args.data,
         database=args.database,
+        read_database=args.read_database,
         fsync=args.fsync,
         compact_interval=args.compact_interval,
         token=token or None,

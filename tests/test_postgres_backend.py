@@ -216,3 +216,22 @@ async def test_without_a_database_url_the_tests_say_how_to_get_one(
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="required in CI"):
         pg.admin_url()
+
+
+async def test_the_list_reads_from_the_read_replica_url_when_given(pg_url: str) -> None:
+    """Stands a second database in for a replica: the list shows what it holds."""
+    replica_url = await pg.create_database()
+    try:
+        replica = PostgresBackend(replica_url, pool_size=2)
+        only_there = (await replica.start(StartRequest(title="on the replica"))).session_id
+        await replica.close()
+        b = PostgresBackend(pg_url, pool_size=2, read_url=replica_url)
+        try:
+            mine = (await b.start(StartRequest(title="on the primary"))).session_id
+            listed = [s.session_id for s in (await b.list(ListRequest())).sessions]
+            assert listed == [only_there]
+            assert (await b.load(LoadRequest(session_id=mine))).session.title == "on the primary"
+        finally:
+            await b.close()
+    finally:
+        await pg.drop_database(replica_url)

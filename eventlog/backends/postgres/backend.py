@@ -67,10 +67,14 @@ class PostgresBackend:
         poll_interval: float = 1.0,
         cache_sessions: int = 512,
         migrate: bool = True,
+        read_url: str | None = None,
     ) -> None:
+        """``read_url``: a read replica for the list and search (they tolerate a little
+        lag); everything else, including subscriptions' reads, uses ``url``."""
         self.url = url
         self.instance = secrets.token_hex(4)  # tells our own hints from other instances'
         self.db = Database(url, max_size=pool_size)
+        self.reads = Database(read_url, max_size=pool_size) if read_url else self.db
         self.hub = Hub()
         self.writes = Writes(self.db, self.instance, self._committed, cache_sessions)
         self.live = Live(
@@ -114,6 +118,8 @@ class PostgresBackend:
     async def close(self) -> None:
         await self.live.close()
         await self.db.close()
+        if self.reads is not self.db:
+            await self.reads.close()
 
     # -- writes ------------------------------------------------------------------------
 
@@ -222,7 +228,7 @@ class PostgresBackend:
     async def list(self, req: ListRequest) -> ListResult:
         req = check(req)
         await self._ready()
-        return await self.db.read("listing sessions", lambda c: listing.query(c, req))
+        return await self.reads.read("listing sessions", lambda c: listing.query(c, req))
 
     async def events(self, session_id: str, after_seq: int) -> builtins.list[Event]:
         await self._ready()
