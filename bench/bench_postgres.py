@@ -36,6 +36,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,10 @@ RAW_BODY = encoder.encode(
         data=MessageAppendedData(new_event_id(), "user", CONTENT, "2026-02-09T12:00:00.000Z", {}),
     )
 ).decode()
-RAW_TABLE = "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, session_id text NOT NULL, body text NOT NULL)"
+RAW_TABLE = (
+    "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, session_id text NOT NULL, "
+    "body text NOT NULL)"
+)
 RAW_INSERT = "INSERT INTO bench_raw (session_id, body) VALUES ($1, $2)"
 RAW_NOTIFY = f"WITH i AS ({RAW_INSERT} RETURNING id) SELECT pg_notify('bench', $1) FROM i"
 
@@ -131,20 +135,9 @@ async def drop_db(admin: str, name: str) -> None:
 
 
 def serve(url: str) -> tuple[Proc, str]:
-    proc = Proc(
-        [
-            sys.executable,
-            "-m",
-            "server",
-            "serve",
-            "--port",
-            "0",
-            "--database",
-            url,
-            "--compact-interval",
-            "5",
-        ]
-    )
+    """``sessionlog serve`` on ``url``; its first line names its address."""
+    opts = ["-m", "server", "serve", "--port", "0", "--compact-interval", "5"]
+    proc = Proc([sys.executable, *opts, "--database", url])
     if "serving" not in proc.first_line:
         proc.stop()
         raise RuntimeError(f"server did not start: {proc.first_line}")
@@ -174,7 +167,12 @@ async def raw_load(
 
 
 def ratios(xs: list[float], ys: list[float], fmt: str) -> str:
+    """Each round's figure over its own anchor."""
     return "/".join(format(x / y, fmt) for x, y in zip(xs, ys, strict=True))
+
+
+def med_ratio(xs: list[float], ys: list[float]) -> float:
+    return med([x / y for x, y in zip(xs, ys, strict=True)])
 
 
 # -- figures 1 and 2: HTTP append vs raw insert (+ echo) ----------------------------------------
@@ -193,11 +191,11 @@ async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) 
         echo_url, append_url = f"http://127.0.0.1:{port}/echo", f"{base}api/sessions/append"
         body = {"session_id": own[0], "role": "user", "content": CONTENT}
         k: dict[str, list[float]] = {}
+
+        def add(key: str, value: float) -> None:
+            k.setdefault(key, []).append(value)
+
         for _ in range(args.rounds):
-
-            def add(key: str, value: float) -> None:
-                k.setdefault(key, []).append(value)
-
             add("raw1", pct((await raw_load(conns[:1], args.seconds))[1], 0.5))
             _, lat, _ = await http_load(echo_url, lambda _: body, 1, args.seconds, echo.p.pid)
             add("echo1", pct(lat, 0.5))
@@ -227,7 +225,7 @@ async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) 
     report("1. anchor = raw INSERT+COMMIT + echo", ms(med(anchor)), per_round(anchor, ms))
     report(
         "1. HTTP append, 1 client: p50",
-        f"{ms(med(app1))} = {med([a / b for a, b in zip(app1, anchor, strict=True)]):.2f}x anchor",
+        f"{ms(med(app1))} = {med_ratio(app1, anchor):.2f}x anchor",
         f"goal <= 1.5x; {per_round(app1, ms)} ({ratios(app1, anchor, '.2f')}x); "
         f"server CPU {us(med(k['cpu1']))}/req",
     )
@@ -238,17 +236,20 @@ async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) 
     )
     raw32, app32, notify32 = k["raw32"], k["app32"], k["notify32"]
     n = args.clients
-    report(f"2. {n} raw asyncpg connections, INSERT+COMMIT", f"{med(raw32):,.0f} commits/s",
-           per_round(raw32, lambda x: f"{x:,.0f}"))  # fmt: skip
+    report(
+        f"2. {n} raw asyncpg connections, INSERT+COMMIT",
+        f"{med(raw32):,.0f} commits/s",
+        per_round(raw32, lambda x: f"{x:,.0f}"),
+    )
     report(
         f"2. HTTP append, {n} clients, a session each",
-        f"{med(app32):,.0f} req/s = {med([a / b for a, b in zip(app32, raw32, strict=True)]):.0%} of raw",
+        f"{med(app32):,.0f} req/s = {med_ratio(app32, raw32):.0%} of raw",
         f"goal >= 50%; {per_round(app32, lambda x: f'{x:,.0f}')} ({ratios(app32, raw32, '.0%')}); "
         f"server CPU {us(med(k['cpu32']))}/req",
     )
     report(
         f"2. diagnostic: {n} raw connections, INSERT+pg_notify+COMMIT",
-        f"{med(notify32):,.0f} commits/s = {med([a / b for a, b in zip(notify32, raw32, strict=True)]):.0%} of raw",
+        f"{med(notify32):,.0f} commits/s = {med_ratio(notify32, raw32):.0%} of raw",
         per_round(notify32, lambda x: f"{x:,.0f}"),
     )
 
@@ -324,13 +325,7 @@ async def notify_round(
         for i in range(n):
             fut = waiting[str(i)] = loop.create_future()
             t0 = time.perf_counter()
-            await write.execute(
-                "WITH i AS (INSERT INTO bench_raw (session_id, body) VALUES ($1, $2) RETURNING id)"
-                " SELECT pg_notify('bench', $3) FROM i",
-                "notify",
-                RAW_BODY,
-                str(i),
-            )
+            await write.execute(RAW_NOTIFY, str(i), RAW_BODY)
             out.append(await asyncio.wait_for(fut, 30) - t0)
     finally:
         await listen.remove_listener("bench", heard)
@@ -573,6 +568,25 @@ async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
     return time.perf_counter() - t0
 
 
+async def week_count(c: asyncpg.Connection, repeat: int) -> None:
+    """Diagnostic: the first page's "today / this week" count, which the running totals do
+    not answer, alone (it reads every session started in the last 7 days)."""
+    now = datetime.now(UTC)
+    today, week = now.strftime("%Y-%m-%d"), iso((now - timedelta(days=7)).timestamp())
+    sql = (
+        "SELECT count(*) FILTER (WHERE started_at >= $1), count(*) FROM sessions "
+        "WHERE archived = false AND started_at >= $2"
+    )
+    await c.fetch(sql, today, week)
+    times = [await timed(lambda: c.fetch(sql, today, week)) for _ in range(repeat)]
+    n = (await c.fetchrow(sql, today, week))[1]
+    report(
+        "4. diagnostic: the first page's today/week count SQL",
+        ms(med(times)),
+        f"{n:,} sessions started this week; part of the first page's time",
+    )
+
+
 async def bench_big(args: argparse.Namespace, url: str) -> None:
     c = await asyncpg.connect(url)
     try:
@@ -661,7 +675,7 @@ async def bench_big(args: argparse.Namespace, url: str) -> None:
                 ListRequest(query=common),
                 raw_gin,
                 (common,),
-                min(args.repeat, 5),
+                min(args.repeat, 3),
                 "",
             ),
         ]
@@ -680,6 +694,8 @@ async def bench_big(args: argparse.Namespace, url: str) -> None:
                     f"{ms(med(raw))}; p90 {ms(pct(mine, 0.9))}; "
                     f"{res.total_sessions:,} matching sessions",
                 )
+                if label.startswith("first page (default"):
+                    await week_count(c, repeat)
         finally:
             await backend.close()
     finally:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from .events import Event
 from .model import Session
 from .notify import Notice
-from .ops import Result, SaveResult
+from .ops import Result, SaveResult, WriteRequest
 from .requests import (
     AppendRequest,
     CompleteRequest,
@@ -60,3 +60,32 @@ class Backend(Protocol):
     async def health(self) -> dict[str, Any]: ...
     def subscribe(self, listener: Callable[[Notice], None]) -> Callable[[], None]: ...
     async def close(self) -> None: ...
+
+
+class RequestWrites:
+    """The seven write methods of ``Backend``, each a typed door to one ``_write``
+    (validation and the write path are the backend's; the results' types are these)."""
+
+    async def _write(self, req: WriteRequest) -> Any:
+        raise NotImplementedError
+
+    async def append(self, req: AppendRequest) -> Result:
+        return await self._write(req)  # type: ignore[no-any-return]
+
+    async def delta(self, req: DeltaRequest) -> Result:
+        return await self._write(req)  # type: ignore[no-any-return]
+
+    async def complete(self, req: CompleteRequest) -> Result:
+        return await self._write(req)  # type: ignore[no-any-return]
+
+    async def edit(self, req: EditRequest) -> Result:
+        return await self._write(req)  # type: ignore[no-any-return]
+
+    async def update(self, req: UpdateRequest) -> Result:
+        return await self._write(req)  # type: ignore[no-any-return]
+
+    async def record_error(self, req: RecordErrorRequest) -> Result:
+        return await self._write(req)  # type: ignore[no-any-return]
+
+    async def save(self, req: SaveRequest) -> SaveResult:
+        return await self._write(req)  # type: ignore[no-any-return]

@@ -33,6 +33,23 @@ class ListResult(msgspec.Struct):
     offset: int
     has_more: bool
 
+    @classmethod
+    def page(
+        cls, sessions: list[Summary], aggs: tuple[int, int, int, int], limit: int, offset: int
+    ) -> ListResult:
+        """A page and its aggregates (total, today, this week, messages)."""
+        total, n_today, n_week, messages = aggs
+        return cls(
+            sessions=sessions,
+            total_sessions=total,
+            sessions_today=n_today,
+            sessions_this_week=n_week,
+            total_messages=messages,
+            limit=limit,
+            offset=offset,
+            has_more=offset + len(sessions) < total,
+        )
+
 
 def iso_ms(dt: datetime) -> str:
     """``dt`` as the store writes times: ISO 8601, milliseconds, ``Z``."""

@@ -18,22 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+from ...backend import RequestWrites
 from ...events import Event
 from ...model import Session
 from ...notify import Notice
-from ...ops import Build, Result, SaveResult, WriteRequest, builder
+from ...ops import Build, WriteRequest, builder
 from ...requests import (
-    AppendRequest,
-    CompleteRequest,
-    DeltaRequest,
-    EditRequest,
     ExportRequest,
     ListRequest,
     LoadRequest,
-    RecordErrorRequest,
-    SaveRequest,
     StartRequest,
-    UpdateRequest,
     check,
 )
 from ...results import ListResult, LoadResult
@@ -45,7 +39,7 @@ from .syncer import LoopSyncer
 T = TypeVar("T")
 
 
-class FileBackend:
+class FileBackend(RequestWrites):
     """``Backend`` over a ``Store`` in a data directory."""
 
     def __init__(
@@ -66,27 +60,6 @@ class FileBackend:
 
     async def start(self, req: StartRequest) -> Session:
         return await self._run(self.store.start, req)
-
-    async def append(self, req: AppendRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def delta(self, req: DeltaRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def complete(self, req: CompleteRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def edit(self, req: EditRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def update(self, req: UpdateRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def record_error(self, req: RecordErrorRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def save(self, req: SaveRequest) -> SaveResult:
-        return await self._write(req)  # type: ignore[no-any-return]
 
     async def _write(self, req: WriteRequest) -> Any:
         """Build and write on the loop when the journal is open and free (microseconds,

@@ -89,17 +89,7 @@ def query(db: sqlite3.Connection, req: ListRequest, now: datetime | None = None)
     else:
         rows, aggs = _search(db, terms, req, conds, args, dates)
     sessions = [_decode_summary(r[0]) for r in rows]
-    total, n_today, n_week, messages = aggs
-    return ListResult(
-        sessions=sessions,
-        total_sessions=total,
-        sessions_today=n_today,
-        sessions_this_week=n_week,
-        total_messages=messages,
-        limit=req.limit,
-        offset=req.offset,
-        has_more=req.offset + len(sessions) < total,
-    )
+    return ListResult.page(sessions, aggs, req.limit, req.offset)
 
 
 def _list(

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from ... import formats
+from ...backend import RequestWrites
 from ...errors import InvalidRequest, SessionNotFound
 from ...events import (
     Event,
@@ -30,19 +31,11 @@ from ...events import now_iso as _now
 from ...fold import fold
 from ...model import Session, summarize
 from ...notify import Hub, Lifecycle, Notice
-from ...ops import Result, SaveResult
 from ...requests import (
-    AppendRequest,
-    CompleteRequest,
-    DeltaRequest,
-    EditRequest,
     ExportRequest,
     ListRequest,
     LoadRequest,
-    RecordErrorRequest,
-    SaveRequest,
     StartRequest,
-    UpdateRequest,
     check,
     check_session_id,
 )
@@ -56,7 +49,7 @@ _session = msgspec.json.Decoder(Session)
 _COMPACT_AFTER = 200  # events past a session's snapshot before compaction folds them in
 
 
-class PostgresBackend:
+class PostgresBackend(RequestWrites):
     """``Backend`` over PostgreSQL (``postgresql://…``)."""
 
     def __init__(
@@ -161,27 +154,6 @@ class PostgresBackend:
         req = check(req)
         await self._ready()
         return await self.writes.submit(req)
-
-    async def append(self, req: AppendRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def delta(self, req: DeltaRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def complete(self, req: CompleteRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def edit(self, req: EditRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def update(self, req: UpdateRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def record_error(self, req: RecordErrorRequest) -> Result:
-        return await self._write(req)  # type: ignore[no-any-return]
-
-    async def save(self, req: SaveRequest) -> SaveResult:
-        return await self._write(req)  # type: ignore[no-any-return]
 
     async def delete(self, session_id: str) -> None:
         check_session_id(session_id)

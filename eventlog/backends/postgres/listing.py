@@ -102,17 +102,7 @@ async def query(c: Any, req: ListRequest, now: datetime | None = None) -> ListRe
     else:
         rows, aggs = await _search(c, req, w, dates, q)
     sessions = [_summary.decode(r) for r in rows]
-    total, n_today, n_week, messages = aggs
-    return ListResult(
-        sessions=sessions,
-        total_sessions=total,
-        sessions_today=n_today,
-        sessions_this_week=n_week,
-        total_messages=messages,
-        limit=req.limit,
-        offset=req.offset,
-        has_more=req.offset + len(sessions) < total,
-    )
+    return ListResult.page(sessions, aggs, req.limit, req.offset)
 
 
 async def _list(
