@@ -228,3 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"sessionlog {args.command}: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (``sessionlog export … | head``): stop quietly, and point
+        # stdout at /dev/null so the interpreter's final flush does not complain either
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for a process ended by SIGPIPE
