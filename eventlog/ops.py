@@ -256,7 +256,9 @@ def build_save(req: SaveRequest) -> Build:
                     continue  # the same new message twice in one list
                 seq += 1
                 claimed.add(mid)
-                data = MessageAppendedData(mid, cm.role, cm.content, cm.timestamp or ts, cm.metadata)
+                data = MessageAppendedData(
+                    mid, cm.role, cm.content, cm.timestamp or ts, cm.metadata
+                )
                 if cm.tool_calls or cm.tool_call_id is not None or cm.name is not None:
                     data = with_tools(data, cm)
                 events.append(MessageAppended(seq=seq, id=new_event_id(), ts=ts, data=data))
@@ -264,11 +266,7 @@ def build_save(req: SaveRequest) -> Build:
                 continue
             claimed.add(old.message_id)
             tools = _tool_change(old, cm)
-            if (
-                old.content != cm.content
-                or (cm.metadata and cm.metadata != old.metadata)
-                or tools
-            ):
+            if old.content != cm.content or (cm.metadata and cm.metadata != old.metadata) or tools:
                 seq += 1
                 meta = cm.metadata if cm.metadata and cm.metadata != old.metadata else None
                 events.append(

@@ -29,3 +29,11 @@ class ListResult(msgspec.Struct):
     limit: int
     offset: int
     has_more: bool
+
+
+class ImportOutcome(msgspec.Struct):
+    """What ``Backend.import_sessions`` did with a batch of sessions."""
+
+    imported: list[str] = msgspec.field(default_factory=list)
+    skipped: list[str] = msgspec.field(default_factory=list)  # existed; left as they were
+    replaced: list[str] = msgspec.field(default_factory=list)  # existed; now the imported one
