@@ -46,7 +46,8 @@ def openai_messages(s: Session) -> list[dict[str, Any]]:
     """The complete messages in OpenAI's chat format: an assistant's ``tool_calls`` (its
     empty ``content`` left out, as the fine-tuning examples do), a tool message's
     ``tool_call_id`` and ``name``. A tool message stored without its call id answers the
-    oldest call still open, so the file pairs every output with a call."""
+    oldest call still open; one with no call to answer is left out (OpenAI's checks
+    refuse a tool message without a ``tool_call_id``)."""
     out: list[dict[str, Any]] = []
     open_calls: list[str] = []
     for m in s.messages:
@@ -62,10 +63,11 @@ def openai_messages(s: Session) -> list[dict[str, Any]]:
             call_id = m.tool_call_id if m.tool_call_id is not UNSET else None
             if call_id is None and open_calls:
                 call_id = open_calls[0]
-            if call_id is not None:
-                msg["tool_call_id"] = call_id
-                if call_id in open_calls:
-                    open_calls.remove(call_id)
+            if call_id is None:
+                continue  # output that answers no call: the format has no place for it
+            msg["tool_call_id"] = call_id
+            if call_id in open_calls:
+                open_calls.remove(call_id)
             if m.name is not UNSET:
                 msg["name"] = m.name
         out.append(msg)
