@@ -100,13 +100,15 @@ async def _with_progress(
     await resp.prepare(request)
     sent = None
     try:
-        while not task.done():
+        while True:
             await asyncio.wait([task], timeout=0.1)
-            if latest[0] is not None and latest[0] != sent:
+            if latest[0] is not None and latest[0] != sent:  # the last one too
                 sent = latest[0]
                 phase, done, total = sent
                 line = {"phase": phase, "done": done, "total": total}
                 await resp.write(_encoder.encode(line) + b"\n")
+            if task.done():
+                break
         try:
             body = _ok(task.result())
         except Exception as e:  # the status line is out: the error goes in the last line

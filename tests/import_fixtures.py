@@ -422,8 +422,42 @@ def openwebui_messy() -> list[dict[str, Any]]:
     ]
 
 
-def chatgpt_bulk(n: int, seed: int = 7, turns: int = 12, words: int = 60) -> list[dict[str, Any]]:
-    """``n`` ChatGPT-shaped conversations with a regenerated branch each (for size)."""
+def _uuid(rnd: random.Random) -> str:
+    h = f"{rnd.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _real_meta(role: str, parent: str, rnd: random.Random) -> dict[str, Any]:
+    """The metadata a real export carries on every node (field names as ChatGPT writes them)."""
+    request = f"{rnd.getrandbits(64):016x}-LHR"
+    if role == "user":
+        return {
+            "selected_sources": [],
+            "selected_github_repos": [],
+            "serialization_metadata": {"custom_symbol_offsets": []},
+            "request_id": request,
+            "message_source": None,
+            "timestamp_": "absolute",
+            "message_type": None,
+        }
+    return {
+        "finish_details": {"type": "stop", "stop_tokens": [200002]},
+        "is_complete": True,
+        "citations": [],
+        "content_references": [],
+        "message_type": None,
+        "model_slug": "gpt-4o",
+        "default_model_slug": "gpt-4o",
+        "parent_id": parent,
+        "request_id": request,
+        "timestamp_": "absolute",
+    }
+
+
+def chatgpt_bulk(n: int, seed: int = 7) -> list[dict[str, Any]]:
+    """``n`` conversations shaped like a real ChatGPT export: uuid ids, the hidden system
+    node, the metadata of every node, 4-30 messages of realistic length (answers a few
+    hundred words), a regenerated answer in most (not the branch kept)."""
     rnd = random.Random(seed)
     vocab = [
         "the",
@@ -443,20 +477,44 @@ def chatgpt_bulk(n: int, seed: int = 7, turns: int = 12, words: int = 60) -> lis
         "stream",
         "parse",
         "token",
+        "because",
+        "which",
+        "photosynthesis",
+        "energy",
+        "is",
+        "and",
+        "of",
+        "to",
+        "in",
     ]
     out = []
     for c in range(n):
-        nodes: dict[str, Any] = {"root": _node("root", None, None, None, None)}
-        parent = "root"
-        t = T0 + c * 1000
+        cid = _uuid(rnd)
+        t = T0 + c * 1000 + seed * 1e6
+        root, system = _uuid(rnd), _uuid(rnd)
+        nodes: dict[str, Any] = {
+            root: _node(root, None, None, None, None),
+            system: _node(system, root, "system", _text(""), None, hidden=True),
+        }
+        parent = system
+        turns = rnd.randrange(4, 31)
         for i in range(turns):
             role = "user" if i % 2 == 0 else "assistant"
+            words = rnd.randrange(8, 40) if role == "user" else rnd.randrange(80, 400)
             text = " ".join(rnd.choice(vocab) for _ in range(words))
-            nid = f"c{c}-n{i}"
-            nodes[nid] = _node(nid, parent, role, _text(text), t + i)
-            if role == "assistant" and i == 3:  # a regenerated sibling, not kept
-                nodes[f"{nid}-alt"] = _node(
-                    f"{nid}-alt", parent, role, _text("alt " + text), t + i + 0.5
+            nid = _uuid(rnd)
+            nodes[nid] = _node(
+                nid, parent, role, _text(text), t + i * 7, extra_meta=_real_meta(role, parent, rnd)
+            )
+            if role == "assistant" and i == 1:  # a regenerated sibling, not kept
+                alt = _uuid(rnd)
+                nodes[alt] = _node(
+                    alt,
+                    parent,
+                    role,
+                    _text("alt " + text),
+                    t + i * 7 + 3,
+                    extra_meta=_real_meta(role, parent, rnd),
                 )
             parent = nid
         _link(nodes)
@@ -464,11 +522,28 @@ def chatgpt_bulk(n: int, seed: int = 7, turns: int = 12, words: int = 60) -> lis
             {
                 "title": f"Conversation {c} — ünïcode",
                 "create_time": t,
-                "update_time": t + turns,
+                "update_time": t + turns * 7,
                 "mapping": nodes,
+                "moderation_results": [],
                 "current_node": parent,
-                "conversation_id": f"bulk-{seed}-{c}",
-                "id": f"bulk-{seed}-{c}",
+                "plugin_ids": None,
+                "conversation_id": cid,
+                "conversation_template_id": None,
+                "gizmo_id": None,
+                "gizmo_type": None,
+                "is_archived": False,
+                "is_starred": None,
+                "safe_urls": [],
+                "blocked_urls": [],
+                "default_model_slug": "gpt-4o",
+                "conversation_origin": None,
+                "voice": None,
+                "async_status": None,
+                "disabled_tool_ids": [],
+                "is_do_not_remember": False,
+                "memory_scope": "global_enabled",
+                "sugar_item_id": None,
+                "id": cid,
             }
         )
     return out
