@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -88,25 +87,27 @@ async def _with_progress(
     request: web.Request, path: str, name: str, replace: bool
 ) -> web.StreamResponse:
     """NDJSON: progress lines as the import goes, then the result (or the error)."""
-    latest: list[Any] = [None]  # the newest (phase, done, total); set from any thread
+    # the newest (done, total) of each phase, set from the import's threads; each phase's
+    # last value is always sent, so the bar passes every phase however fast it goes
+    latest: dict[str, tuple[int, int]] = {}
 
     def progress(phase: str, done: int, total: int) -> None:
-        latest[0] = (phase, done, total)
+        latest[phase] = (done, total)
 
     task = asyncio.ensure_future(
         import_files(request.app[BACKEND], [(path, name)], replace=replace, progress=progress)
     )
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await resp.prepare(request)
-    sent = None
+    sent: dict[str, tuple[int, int]] = {}
     try:
         while True:
             await asyncio.wait([task], timeout=0.1)
-            if latest[0] is not None and latest[0] != sent:  # the last one too
-                sent = latest[0]
-                phase, done, total = sent
-                line = {"phase": phase, "done": done, "total": total}
-                await resp.write(_encoder.encode(line) + b"\n")
+            for phase, (done, total) in list(latest.items()):
+                if sent.get(phase) != (done, total):
+                    sent[phase] = (done, total)
+                    line = {"phase": phase, "done": done, "total": total}
+                    await resp.write(_encoder.encode(line) + b"\n")
             if task.done():
                 break
         try:
