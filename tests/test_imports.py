@@ -531,3 +531,30 @@ async def test_imported_sessions_are_ordinary_sessions(tmp_path: Path) -> None:
     finally:
         await b.close()
     await asyncio.sleep(0)
+
+
+async def test_a_bad_events_backup_among_good_files_writes_nothing(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Backups were checked only when written: a good one before a bad one got in."""
+    good = _write(tmp_path / "c.json", fx.chatgpt_bulk(2))
+    line = {
+        "session_id": "s1",
+        "type": "session.started",
+        "seq": 1,
+        "id": "e",
+        "ts": "2026-01-01T00:00:00.000Z",
+        "data": {"user_name": "U", "metadata": {}},
+    }
+    ok = _write(tmp_path / "ok.jsonl", (json.dumps(line) + "\n").encode())
+    bad = _write(
+        tmp_path / "bad.jsonl",
+        (json.dumps(line) + "\n" + json.dumps({**line, "seq": 3}) + "\n").encode(),
+    )
+    with pytest.raises(
+        ImportFailed, match=r"^cannot import bad\.jsonl: the events export: invalid import: line 2"
+    ):
+        await _import(backend, good, ok, bad)
+    assert (await backend.list(ListRequest())).total_sessions == 0
+    report = await _import(backend, good, ok)
+    assert len(report.imported) == 3 and "s1" in report.imported

@@ -11,9 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from msgspec import UNSET
 
 from eventlog.backends.file.store import Store
+from eventlog.events import ToolCall, ToolFunction
 from eventlog.formats import sharegpt_turns
+from eventlog.model import Message, Session, Stats
 from eventlog.requests import (
     AppendRequest,
     CompleteRequest,
@@ -177,6 +182,38 @@ def test_any_role_sequence_gives_alternating_sharegpt_turns(
         session = store.load(LoadRequest(session_id=sid)).session
     _, conv = sharegpt_turns(session)
     assert not conv or llamafactory_sharegpt_accepts({"conversations": conv})
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["user", "assistant", "system", "tool"]),
+            st.booleans(),
+            st.text(max_size=5),
+        ),
+        max_size=14,
+    )
+)
+def test_sharegpt_turns_alternate_for_any_conversation(turns: list[tuple[str, bool, str]]) -> None:
+    """Whatever the roles, calls and contents, LLaMA-Factory accepts the row (or there
+    is no row), and the system prompt never lands among the turns."""
+    msgs = [
+        Message(
+            role,
+            text,
+            "2026-01-01T00:00:00.000Z",
+            {},
+            f"m{i}",
+            tool_calls=[ToolCall(f"c{i}", ToolFunction("f", "{}"))]
+            if calls and role == "assistant"
+            else UNSET,
+        )
+        for i, (role, calls, text) in enumerate(turns)
+    ]
+    session = Session("s", "U", "t", "t", msgs, {}, Stats(), [], 1)
+    _, conv = sharegpt_turns(session)
+    assert not conv or llamafactory_sharegpt_accepts({"conversations": conv})
+    assert all(c["from"] != "system" for c in conv)
 
 
 def test_both_exports_load_in_hugging_face_datasets_offline(tmp_path: Path) -> None:

@@ -17,9 +17,11 @@ from typing import IO
 import msgspec
 
 from ..backend import Backend
+from ..errors import InvalidRequest
 from ..events import Event, decoder, encode_line
 from ..formats import parse_events
 from .conversation import Tally, session_events
+from .errors import ImportFailed
 from .reader import read
 
 BATCH = 256  # sessions per backend call: bounds memory, and progress moves
@@ -86,6 +88,10 @@ def _read_all(
 
             for kind, item in read(path, name, tally, position):
                 if kind == "events":
+                    try:  # checked now, so that a bad backup stops the import before any write
+                        parse_events(item)
+                    except InvalidRequest as e:
+                        raise ImportFailed(name, "the events export", e.message) from None
                     backups.append(item)
                     continue
                 sid, events = session_events(item)
