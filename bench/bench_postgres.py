@@ -2,27 +2,32 @@
 
     .venv/bin/python bench/bench_postgres.py [--url URL] [--rounds 5] [--seconds 3]
         [--clients 32] [--subscribers 100] [--fanout-messages 200]
-        [--sessions 1000000] [--repeat 31] [--skip-big]
+        [--sessions 1000000] [--repeat 31] [--skip-big | --skip-live] [--keep]
 
 The figures of issue 10, each beside an anchor measured in the same run, in alternating
 rounds (this machine's neighbours come and go, so each figure is divided by the anchor of
-its own round and the median of those ratios is reported):
+its own round and the median of those ratios is reported, with every round's figure):
 
 1. HTTP ``/append``, 1 client, p50 vs (raw asyncpg INSERT+COMMIT round trip on a
    plain table, autocommit) + (bare aiohttp JSON echo round trip). Goal <= 1.5x.
 2. 32 HTTP clients, a session each: req/s vs 32 raw asyncpg connections doing
-   INSERT+COMMIT. Goal >= 50 %.
+   INSERT+COMMIT. Goal >= 50 %. Diagnostics: the raw inserts with a pg_notify in the
+   transaction (as the backend's write function sends one), and with it after the commit.
 3. Two server processes A and B on one database: S subscribers on A, a writer appends
    through B (WebSocket); send -> last subscriber's receipt. Goal p99 < 50 ms. Anchors:
    raw INSERT+pg_notify commit -> LISTEN receipt, and the writer on A itself.
-4. N sessions (default 1,000,000) bulk-loaded with COPY into the migrated schema (rows
-   built by the backend's own fold/summarize/docs_of), then ``PostgresBackend.list``:
-   first page and full-text queries vs the bare SQL of the page / GIN lookup.
-   Goals: first page < 10 ms, rare-word search < 50 ms.
+4. N sessions (default 1,000,000; ~7 min to load on a busy 2-core VM) bulk-loaded with
+   COPY into the migrated schema (rows built by the backend's own fold, ``summarize``
+   and ``docs_of``), then ``PostgresBackend.list`` in-process: list pages and full-text
+   queries vs the bare SQL of the page / the bare GIN lookup. Goals: first page
+   < 10 ms, rare-word search < 50 ms.
 
-Each part runs in a database of its own (``bench_*``), dropped at the end. The cluster
-must have fsync and synchronous_commit on (``.ci/start-postgres`` starts one so): the
-script refuses to measure durability figures on a cluster that fakes its commits.
+Servers run as ``python -m server serve --database URL`` child processes; this process
+is the load generator, and nothing is pinned to a CPU (PostgreSQL, the servers and the
+load share the cores, as they would on one small machine). Each part runs in a database
+of its own (``bench_*``), dropped at the end unless ``--keep``. The cluster must run
+with fsync and synchronous_commit on (``.ci/start-postgres`` starts one so): the script
+prints them and refuses to measure on a cluster that fakes its commits.
 """
 
 from __future__ import annotations
@@ -134,6 +139,13 @@ async def drop_db(admin: str, name: str) -> None:
         await c.close()
 
 
+async def finish_db(args: argparse.Namespace, name: str) -> None:
+    if args.keep:
+        print(f"  kept {db_url(args.url, name)}", flush=True)
+    else:
+        await drop_db(args.url, name)
+
+
 def serve(url: str) -> tuple[Proc, str]:
     """``sessionlog serve`` on ``url``; its first line names its address."""
     opts = ["-m", "server", "serve", "--port", "0", "--compact-interval", "5"]
@@ -144,19 +156,37 @@ def serve(url: str) -> tuple[Proc, str]:
     return proc, proc.first_line.split()[2]
 
 
+async def insert(c: asyncpg.Connection, sid: str) -> None:
+    await c.execute(RAW_INSERT, sid, RAW_BODY)
+
+
+async def insert_notify(c: asyncpg.Connection, sid: str) -> None:
+    """The insert with a NOTIFY sent at its commit, as ``sessionlog_write`` sends one."""
+    await c.execute(RAW_NOTIFY, sid, RAW_BODY)
+
+
+async def insert_then_notify(c: asyncpg.Connection, sid: str) -> None:
+    """The insert committed, then the NOTIFY in a transaction of its own (no WAL flush
+    while it holds PostgreSQL's NOTIFY commit lock): two round trips."""
+    await c.execute(RAW_INSERT, sid, RAW_BODY)
+    await c.execute("SELECT pg_notify('bench', $1)", sid)
+
+
 async def raw_load(
-    conns: list[asyncpg.Connection], seconds: float, sql: str = RAW_INSERT
+    conns: list[asyncpg.Connection],
+    seconds: float,
+    step: Callable[[asyncpg.Connection, str], Awaitable[None]] = insert,
 ) -> tuple[float, list[float]]:
-    """Rate and latencies of one INSERT+COMMIT loop per connection (autocommit: each
+    """Rate and latencies of one ``step`` loop per connection (autocommit: each
     statement is its own durable transaction), each on a session id of its own."""
     lat: list[float] = []
     deadline = time.perf_counter() + seconds
 
     async def loop(k: int, c: asyncpg.Connection) -> int:
-        n = 0
+        n, sid = 0, f"raw{k:09d}"
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
-            await c.execute(sql, f"raw{k:09d}", RAW_BODY)
+            await step(c, sid)
             lat.append(time.perf_counter() - t0)
             n += 1
         return n
@@ -179,9 +209,11 @@ def med_ratio(xs: list[float], ys: list[float]) -> float:
 
 
 async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) -> None:
-    """Per round: raw insert, echo, append (1 client); raw inserts, appends (N clients);
-    and the raw inserts again with a pg_notify in the transaction, as the backend's
-    write function sends one (a diagnostic: NOTIFY serialises commits in PostgreSQL)."""
+    """Per round: raw insert, echo, append (1 client); raw inserts, appends (N clients).
+    Diagnostics: the raw inserts again with a pg_notify in the transaction, as the
+    backend's write function sends one (PostgreSQL serialises the commits of notifying
+    transactions, WAL flush included, and wakes every listening backend of the
+    database), and with the pg_notify in a transaction of its own after the commit."""
     port = free_port()
     echo = Proc([sys.executable, "-c", ECHO_SERVER, str(port)])
     conns = [await asyncpg.connect(url) for _ in range(args.clients)]
@@ -202,7 +234,7 @@ async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) 
             _, lat, cpu = await http_load(append_url, lambda _: body, 1, args.seconds, pid)
             add("app1", pct(lat, 0.5))
             add("cpu1", cpu)
-            add("notify1", pct((await raw_load(conns[:1], args.seconds, RAW_NOTIFY))[1], 0.5))
+            add("notify1", pct((await raw_load(conns[:1], args.seconds, insert_notify))[1], 0.5))
             add("raw32", (await raw_load(conns, args.seconds))[0])
             rate, _, cpu = await http_load(
                 append_url,
@@ -213,7 +245,8 @@ async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) 
             )
             add("app32", rate)
             add("cpu32", cpu)
-            add("notify32", (await raw_load(conns, args.seconds, RAW_NOTIFY))[0])
+            add("notify32", (await raw_load(conns, args.seconds, insert_notify))[0])
+            add("after32", (await raw_load(conns, args.seconds, insert_then_notify))[0])
     finally:
         echo.stop()
         for c in conns:
@@ -251,6 +284,11 @@ async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) 
         f"2. diagnostic: {n} raw connections, INSERT+pg_notify+COMMIT",
         f"{med(notify32):,.0f} commits/s = {med_ratio(notify32, raw32):.0%} of raw",
         per_round(notify32, lambda x: f"{x:,.0f}"),
+    )
+    report(
+        f"2. diagnostic: {n} raw connections, INSERT+COMMIT, then pg_notify",
+        f"{med(k['after32']):,.0f} commits/s = {med_ratio(k['after32'], raw32):.0%} of raw",
+        per_round(k["after32"], lambda x: f"{x:,.0f}") + " (NOTIFY in its own transaction)",
     )
 
 
@@ -325,7 +363,7 @@ async def notify_round(
         for i in range(n):
             fut = waiting[str(i)] = loop.create_future()
             t0 = time.perf_counter()
-            await write.execute(RAW_NOTIFY, str(i), RAW_BODY)
+            await insert_notify(write, str(i))
             out.append(await asyncio.wait_for(fut, 30) - t0)
     finally:
         await listen.remove_listener("bench", heard)
@@ -744,13 +782,13 @@ async def main(args: argparse.Namespace) -> int:
             finally:
                 proc.stop()
         finally:
-            await drop_db(args.url, f"bench_live_{tag}")
+            await finish_db(args, f"bench_live_{tag}")
     if not args.skip_big:
         url = await create_db(args.url, f"bench_big_{tag}")
         try:
             await bench_big(args, url)
         finally:
-            await drop_db(args.url, f"bench_big_{tag}")
+            await finish_db(args, f"bench_big_{tag}")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     print(
         f"\nPostgreSQL {conf['server_version']}, fsync={conf['fsync']}, "
@@ -779,4 +817,5 @@ if __name__ == "__main__":
     p.add_argument("--repeat", type=int, default=31, help="timed runs per list query")
     p.add_argument("--skip-big", action="store_true", help="skip the list/search part")
     p.add_argument("--skip-live", action="store_true", help="only the list/search part")
+    p.add_argument("--keep", action="store_true", help="keep the bench_* databases (to EXPLAIN)")
     sys.exit(asyncio.run(main(p.parse_args())))

@@ -28,7 +28,7 @@ from .requests import (
     StartRequest,
     UpdateRequest,
 )
-from .results import ListResult, LoadResult
+from .results import ImportOutcome, ListResult, LoadResult
 
 
 class Backend(Protocol):
@@ -56,6 +56,14 @@ class Backend(Protocol):
         ...
 
     async def import_events(self, data: bytes) -> builtins.list[str]: ...
+    async def import_sessions(
+        self, sessions: builtins.list[tuple[str, builtins.list[Event]]], replace: bool = False
+    ) -> ImportOutcome:
+        """Write whole sessions (each a journal from seq 1, ids checked by the caller's
+        parser): one that exists is skipped, or with ``replace`` deleted and rewritten.
+        Each written session is listed and announced like a started one."""
+        ...
+
     async def compact(self) -> int: ...
     async def health(self) -> dict[str, Any]: ...
     def subscribe(self, listener: Callable[[Notice], None]) -> Callable[[], None]: ...

@@ -12,6 +12,7 @@ import time
 from typing import Any, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 Role = Literal["user", "assistant", "system", "tool"]
 Status = Literal["complete", "partial"]
@@ -54,6 +55,28 @@ def new_event_id() -> str:
 # -- event payloads ---------------------------------------------------------------
 
 
+class ToolFunction(msgspec.Struct, frozen=True, gc=False):
+    """The function an assistant calls: its name and its arguments as a JSON string
+    (OpenAI's chat format keeps them a string, so odd model output survives as is)."""
+
+    name: str
+    arguments: str
+
+
+class ToolCall(msgspec.Struct, frozen=True, gc=False):
+    """One entry of an assistant message's ``tool_calls`` (OpenAI chat format)."""
+
+    id: str
+    function: ToolFunction
+    type: Literal["function"] = "function"
+
+
+# Tool fields are UNSET unless given, and UNSET fields are never encoded: journals and
+# canonical JSON without tool traffic stay byte-identical to what they were before.
+ToolCalls = list[ToolCall] | UnsetType
+OptionalStr = str | UnsetType
+
+
 class SessionStartedData(msgspec.Struct, frozen=True, gc=False):
     user_name: str
     metadata: dict[str, Any]
@@ -67,6 +90,9 @@ class MessageAppendedData(msgspec.Struct, frozen=True, gc=False):
     timestamp: str
     metadata: dict[str, Any]
     status: Status = "complete"
+    tool_calls: ToolCalls = UNSET  # assistant: the calls it made
+    tool_call_id: OptionalStr = UNSET  # tool: the call this output answers
+    name: OptionalStr = UNSET  # tool: the function's name
 
 
 class MessageDeltaData(msgspec.Struct, frozen=True, gc=False):
@@ -84,6 +110,9 @@ class MessageEditedData(msgspec.Struct, frozen=True, omit_defaults=True, gc=Fals
     message_id: str
     content: str
     metadata: dict[str, Any] | None = None
+    tool_calls: ToolCalls = UNSET  # replaces the message's calls when given
+    tool_call_id: OptionalStr = UNSET
+    name: OptionalStr = UNSET
 
 
 class SessionUpdatedData(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):

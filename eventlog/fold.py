@@ -7,19 +7,49 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
 
 from .errors import JournalCorrupt
 from .events import (
     ErrorRecorded,
     Event,
     MessageAppended,
+    MessageAppendedData,
     MessageCompleted,
     MessageDelta,
     MessageEdited,
+    MessageEditedData,
     SessionStarted,
     SessionUpdated,
 )
 from .model import ErrorEntry, Message, Session, Stats
+
+
+def appended_message(ap: MessageAppendedData) -> Message:
+    """The message a ``message.appended`` adds."""
+    return Message(
+        ap.role,
+        ap.content,
+        ap.timestamp,
+        ap.metadata,
+        ap.message_id,
+        ap.status,
+        ap.tool_calls,
+        ap.tool_call_id,
+        ap.name,
+    )
+
+
+def edited_message(m: Message, ed: MessageEditedData) -> Message:
+    """``m`` after a ``message.edited``: fields the edit leaves unset stay as they were."""
+    return msgspec.structs.replace(
+        m,
+        content=ed.content,
+        metadata=m.metadata if ed.metadata is None else ed.metadata,
+        tool_calls=m.tool_calls if ed.tool_calls is UNSET else ed.tool_calls,
+        tool_call_id=m.tool_call_id if ed.tool_call_id is UNSET else ed.tool_call_id,
+        name=m.name if ed.name is UNSET else ed.name,
+    )
 
 
 class Folder:
@@ -103,11 +133,7 @@ class Folder:
                 if ap.message_id in self._pos:
                     return  # the engine never writes this; a foreign tool might
                 self._pos[ap.message_id] = len(self._messages)
-                self._messages.append(
-                    Message(
-                        ap.role, ap.content, ap.timestamp, ap.metadata, ap.message_id, ap.status
-                    )
-                )
+                self._messages.append(appended_message(ap))
                 st = self._stats
                 st.total_messages += 1
                 if ap.role == "user":
@@ -131,14 +157,7 @@ class Folder:
                     ),
                 )
             case MessageEdited(data=ed):
-                self._replace(
-                    ed.message_id,
-                    lambda m: msgspec.structs.replace(
-                        m,
-                        content=ed.content,
-                        metadata=m.metadata if ed.metadata is None else ed.metadata,
-                    ),
-                )
+                self._replace(ed.message_id, lambda m: edited_message(m, ed))
             case SessionUpdated(data=up):
                 if up.title is not None:
                     s.title = up.title

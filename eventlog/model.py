@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
+
+from .events import OptionalStr, ToolCalls
 
 
 class Message(msgspec.Struct, frozen=True, gc=False):
@@ -14,6 +17,10 @@ class Message(msgspec.Struct, frozen=True, gc=False):
     metadata: dict[str, Any]
     message_id: str
     status: str = "complete"
+    # OpenAI-chat tool fields (SPEC §10), absent from the JSON when unset
+    tool_calls: ToolCalls = UNSET
+    tool_call_id: OptionalStr = UNSET
+    name: OptionalStr = UNSET
 
 
 class Stats(msgspec.Struct):

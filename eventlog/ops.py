@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
 
 from .errors import InvalidRequest, SequenceConflict
 from .events import (
@@ -32,6 +33,7 @@ from .events import (
     new_event_id,
     now_iso,
 )
+from .fold import appended_message, edited_message
 from .model import Message
 from .requests import (
     AppendRequest,
@@ -39,8 +41,10 @@ from .requests import (
     DeltaRequest,
     EditRequest,
     RecordErrorRequest,
+    SaveMessage,
     SaveRequest,
     UpdateRequest,
+    tool_calls_of,
 )
 from .state import SessionState
 
@@ -88,6 +92,32 @@ def _existing(j: SessionState, message_id: str) -> Message:
     return m
 
 
+def with_tools(data: MessageAppendedData, req: AppendRequest | SaveMessage) -> MessageAppendedData:
+    """``data`` with the request's tool fields; the ones it lacks stay unset (absent)."""
+    calls = tool_calls_of(req.tool_calls)
+    return msgspec.structs.replace(
+        data,
+        tool_calls=UNSET if calls is None else calls,
+        tool_call_id=UNSET if req.tool_call_id is None else req.tool_call_id,
+        name=UNSET if req.name is None else req.name,
+    )
+
+
+def _tool_change(old: Message, cm: SaveMessage) -> dict[str, Any]:
+    """The tool fields a saved message changes (as ``MessageEditedData`` fields).
+
+    A client that leaves a field out keeps it, as with metadata: a save never removes."""
+    change: dict[str, Any] = {}
+    calls = tool_calls_of(cm.tool_calls)
+    if calls is not None and calls != old.tool_calls:
+        change["tool_calls"] = calls
+    if cm.tool_call_id is not None and cm.tool_call_id != old.tool_call_id:
+        change["tool_call_id"] = cm.tool_call_id
+    if cm.name is not None and cm.name != old.name:
+        change["name"] = cm.name
+    return change
+
+
 def build_append(req: AppendRequest) -> Build:
     def build(j: SessionState) -> tuple[list[Event], Result]:
         dup = _duplicate(j, req.id)
@@ -106,9 +136,10 @@ def build_append(req: AppendRequest) -> Build:
             metadata=req.metadata,
             status="partial" if req.partial else "complete",
         )
+        if req.tool_calls or req.tool_call_id is not None or req.name is not None:
+            data = with_tools(data, req)
         ev = MessageAppended(seq=j.last_seq + 1, id=req.id or new_event_id(), ts=ts, data=data)
-        msg = Message(data.role, data.content, data.timestamp, data.metadata, mid, data.status)
-        return [ev], Result(ev.seq, False, mid, msg)
+        return [ev], Result(ev.seq, False, mid, appended_message(data))
 
     return build
 
@@ -159,13 +190,7 @@ def build_edit(req: EditRequest) -> Build:
         m = _existing(j, req.message_id)
         data = MessageEditedData(req.message_id, req.content, req.metadata)
         ev = MessageEdited(seq=j.last_seq + 1, id=req.id or new_event_id(), ts=now_iso(), data=data)
-        meta = m.metadata if req.metadata is None else req.metadata
-        return [ev], Result(
-            ev.seq,
-            False,
-            req.message_id,
-            msgspec.structs.replace(m, content=req.content, metadata=meta),
-        )
+        return [ev], Result(ev.seq, False, req.message_id, edited_message(m, data))
 
     return build
 
@@ -231,22 +256,17 @@ def build_save(req: SaveRequest) -> Build:
                     continue  # the same new message twice in one list
                 seq += 1
                 claimed.add(mid)
-                events.append(
-                    MessageAppended(
-                        seq=seq,
-                        id=new_event_id(),
-                        ts=ts,
-                        data=(
-                            MessageAppendedData(
-                                mid, cm.role, cm.content, cm.timestamp or ts, cm.metadata
-                            )
-                        ),
-                    )
+                data = MessageAppendedData(
+                    mid, cm.role, cm.content, cm.timestamp or ts, cm.metadata
                 )
+                if cm.tool_calls or cm.tool_call_id is not None or cm.name is not None:
+                    data = with_tools(data, cm)
+                events.append(MessageAppended(seq=seq, id=new_event_id(), ts=ts, data=data))
                 appended += 1
                 continue
             claimed.add(old.message_id)
-            if old.content != cm.content or (cm.metadata and cm.metadata != old.metadata):
+            tools = _tool_change(old, cm)
+            if old.content != cm.content or (cm.metadata and cm.metadata != old.metadata) or tools:
                 seq += 1
                 meta = cm.metadata if cm.metadata and cm.metadata != old.metadata else None
                 events.append(
@@ -254,7 +274,7 @@ def build_save(req: SaveRequest) -> Build:
                         seq=seq,
                         id=new_event_id(),
                         ts=ts,
-                        data=(MessageEditedData(old.message_id, cm.content, meta)),
+                        data=MessageEditedData(old.message_id, cm.content, meta, **tools),
                     )
                 )
                 edited += 1

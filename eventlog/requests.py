@@ -15,7 +15,7 @@ import msgspec
 from msgspec import Meta
 
 from .errors import InvalidRequest, PayloadTooLarge
-from .events import DeltaMode, Role
+from .events import DeltaMode, Role, ToolCall, ToolFunction
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ITEM_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
@@ -40,6 +40,58 @@ Metadata = dict[str, Any]
 Date = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}(T[0-9:.]+Z?)?$", description="YYYY-MM-DD")]
 
 _SID_RE = re.compile(SESSION_ID_PATTERN)
+
+ToolCallId = Annotated[str, Meta(min_length=1, max_length=256)]
+ToolName = Annotated[str, Meta(min_length=1, max_length=256)]
+MAX_TOOL_CALLS = 128
+
+
+class ToolFunctionIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: ToolName
+    arguments: Annotated[str, Meta(max_length=MAX_CONTENT_CHARS, description="a JSON string")]
+
+
+class ToolCallIn(msgspec.Struct, frozen=True):
+    """``{"id", "type": "function", "function": {"name", "arguments"}}`` (OpenAI chat)."""
+
+    id: ToolCallId
+    function: ToolFunctionIn
+    type: Literal["function"] = "function"
+
+
+ToolCallsIn = Annotated[list[ToolCallIn], Meta(max_length=MAX_TOOL_CALLS)]
+
+
+def check_tool_fields(
+    role: str, tool_calls: list[ToolCallIn] | None, tool_call_id: str | None, name: str | None
+) -> None:
+    """OpenAI's rules: calls on assistant messages, ``tool_call_id``/``name`` on tool ones.
+    Raised as ValueError so that msgspec reports it as a validation error."""
+    if tool_calls and role != "assistant":
+        raise ValueError(
+            f"invalid tool_calls: only an assistant message carries tool_calls (role is {role!r})"
+        )
+    for what, value in (("tool_call_id", tool_call_id), ("name", name)):
+        if value is not None and role != "tool":
+            raise ValueError(
+                f"invalid {what}: only a tool message carries {what} (role is {role!r}); "
+                "a tool's output is appended with role 'tool'"
+            )
+    seen: set[str] = set()
+    for call in tool_calls or ():
+        if call.id in seen:
+            raise ValueError(
+                f"invalid tool_calls: the call id {call.id!r} appears twice; each call of a "
+                "message needs its own id"
+            )
+        seen.add(call.id)
+
+
+def tool_calls_of(calls: list[ToolCallIn] | None) -> list[ToolCall] | None:
+    """The stored form of a request's calls (``None`` for none, as ``[]`` means none too)."""
+    if not calls:
+        return None
+    return [ToolCall(c.id, ToolFunction(c.function.name, c.function.arguments)) for c in calls]
 
 
 class StartRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
@@ -75,6 +127,13 @@ class AppendRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     expected_seq: Seq | None = None
     partial: bool = False
     timestamp: Date | None = None
+    tool_calls: ToolCallsIn | None = None
+    tool_call_id: ToolCallId | None = None
+    name: ToolName | None = None
+
+    def __post_init__(self) -> None:
+        if self.tool_calls is not None or self.tool_call_id is not None or self.name is not None:
+            check_tool_fields(self.role, self.tool_calls, self.tool_call_id, self.name)
 
 
 class DeltaRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
@@ -119,6 +178,13 @@ class SaveMessage(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
     timestamp: Date | None = None
     metadata: Metadata = msgspec.field(default_factory=dict)
     message_id: ItemId | None = None
+    tool_calls: ToolCallsIn | None = None
+    tool_call_id: ToolCallId | None = None
+    name: ToolName | None = None
+
+    def __post_init__(self) -> None:
+        if self.tool_calls is not None or self.tool_call_id is not None or self.name is not None:
+            check_tool_fields(self.role, self.tool_calls, self.tool_call_id, self.name)
 
 
 class SaveRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
@@ -152,6 +218,13 @@ class ExportRequest(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
 R = TypeVar("R", bound=msgspec.Struct)
 
 _FIELD_RE = re.compile(r"at `\$\.?([^`]*)`")
+_CHOICES = {
+    "role": "'user', 'assistant', 'system', 'tool'",
+    "mode": "'append', 'replace'",
+    "format": "'openai', 'sharegpt', 'events', 'markdown'",
+    "type": "'function'",
+}
+_OWN_RE = re.compile(r"invalid (tool_calls|tool_call_id|name): ")
 _MISSING_RE = re.compile(r"missing required field `([^`]+)`")
 
 
@@ -164,12 +237,19 @@ def validation_error(err: msgspec.ValidationError) -> InvalidRequest:
     """Turn msgspec's message into ours: name the field, say what was expected."""
     text = str(err)
     field = _field_of(err)
+    own = _OWN_RE.match(text)  # a rule of ours (``__post_init__``): already says it all
+    if own:
+        where = f"{field}.{own.group(1)}" if field else own.group(1)
+        return InvalidRequest(text, where)
     missing = _MISSING_RE.search(text)
     if missing:  # msgspec reports it at the parent object: name the field itself
         field = f"{field}.{missing.group(1)}" if field else missing.group(1)
         return InvalidRequest(f"invalid {field}: this field is required ({text})", field)
     if "Expected `str` of length <=" in text or "Expected `array` of length <=" in text:
         return PayloadTooLarge(f"invalid {field or 'request'}: {text}", field)
+    last = field.split(".")[-1].split("[")[0] if field else ""
+    if "Invalid enum value" in text and last in _CHOICES:
+        text = f"expected one of {_CHOICES[last]} ({text})"
     if field and field.split(".")[-1].split("[")[0] == "session_id" and "regex" in text:
         text = "expected 1-64 characters from A-Z a-z 0-9 _ - (" + text + ")"
     return InvalidRequest(f"invalid {field or 'request'}: {text}", field)

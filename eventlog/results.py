@@ -69,3 +69,11 @@ def until_bound(until: str | None) -> tuple[str, str | None]:
             ) from None
         return "<", day.strftime("%Y-%m-%d")
     return "<=", until
+
+
+class ImportOutcome(msgspec.Struct):
+    """What ``Backend.import_sessions`` did with a batch of sessions."""
+
+    imported: list[str] = msgspec.field(default_factory=list)
+    skipped: list[str] = msgspec.field(default_factory=list)  # existed; left as they were
+    replaced: list[str] = msgspec.field(default_factory=list)  # existed; now the imported one

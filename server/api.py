@@ -17,6 +17,7 @@ import msgspec
 from aiohttp import web
 
 from eventlog.formats import CONTENT_TYPES, filename
+from eventlog.imports import ImportReport
 from eventlog.model import Message, Session, Summary, summarize
 from eventlog.ops import Result, SaveResult
 from eventlog.requests import (
@@ -37,13 +38,13 @@ from eventlog.requests import (
 from eventlog.results import ListResult
 
 from .errors import ApiError
+from .imports import import_sessions
 from .state import BACKEND, BROKER, CONFIG, CONNECTIONS
 
 log = logging.getLogger("sessionlog.server")
 R = TypeVar("R", bound=msgspec.Struct)
 
 JSON_TYPES = frozenset({"application/json"})
-IMPORT_TYPES = frozenset({"application/json", "application/jsonl", "application/x-ndjson"})
 
 try:
     VERSION = metadata.version("sessionlog")
@@ -80,10 +81,6 @@ class UpdateResponse(msgspec.Struct):
 
 class DeleteResponse(msgspec.Struct):
     session_id: str
-
-
-class ImportResponse(msgspec.Struct):
-    imported: list[str]
 
 
 class HealthResponse(msgspec.Struct):
@@ -246,12 +243,6 @@ async def export(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def import_sessions(request: web.Request) -> web.Response:
-    body = await read_body(request, request.app[CONFIG].limits.import_bytes, IMPORT_TYPES)
-    imported = await request.app[BACKEND].import_events(body)
-    return ok(ImportResponse(imported))
-
-
 async def health(request: web.Request) -> web.Response:
     app = request.app
     counts = await app[BACKEND].health()
@@ -319,8 +310,9 @@ POST_ROUTES: dict[
     "/api/sessions/import": (
         import_sessions,
         None,
-        ImportResponse,
-        "Import an `events` export (JSONL)",
+        ImportReport,
+        "Import an `events` export (JSONL) or a ChatGPT, Claude.ai or Open WebUI export "
+        "(JSON or .zip); query: replace, filename, progress",
     ),
 }
 

@@ -120,21 +120,60 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from eventlog.backends.file.store import Store
+    """Import exports (ours, ChatGPT, Claude.ai, Open WebUI), recognised by content."""
+    import asyncio
+    import shutil
+    import tempfile
 
-    if args.file == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        with open(args.file, "rb") as f:
-            data = f.read()
-    if args.database:
-        ids = cli_db.import_(args, data)
-    else:
-        with Store(args.data, background=False) as store:
-            ids = store.import_events(data)
-    for sid in ids:
+    from eventlog.backend import Backend
+    from eventlog.backends.file.backend import FileBackend
+    from eventlog.backends.postgres.backend import PostgresBackend
+    from eventlog.imports import import_files, summary
+
+    with contextlib.ExitStack() as stack:
+        files = []
+        for name in args.files:
+            if name == "-":  # a pipe cannot be read twice: keep it in a temp file
+                tmp = stack.enter_context(tempfile.NamedTemporaryFile(prefix="sessionlog-stdin-"))
+                shutil.copyfileobj(sys.stdin.buffer, tmp)
+                tmp.flush()
+                files.append((tmp.name, "standard input"))
+            else:
+                if not os.path.isfile(name):
+                    print(f"sessionlog import: {name}: no such file", file=sys.stderr)
+                    return 2
+                files.append((name, name))
+        live = sys.stderr.isatty()
+        last = [0.0]
+
+        def progress(phase: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            if live and (now - last[0] > 0.1 or done >= total):
+                last[0] = now
+                pct = 100 * done / total if total else 100
+                sys.stderr.write(f"\r{phase} {pct:5.1f}%   ")
+                sys.stderr.flush()
+
+        async def run() -> object:
+            backend: Backend = (
+                PostgresBackend(args.database) if args.database else FileBackend(args.data)
+            )
+            try:
+                return await import_files(backend, files, replace=args.replace, progress=progress)
+            finally:
+                await backend.close()
+
+        report = asyncio.run(run())
+    from eventlog.imports import ImportReport
+
+    assert isinstance(report, ImportReport)
+    if live:
+        sys.stderr.write("\r" + " " * 20 + "\r")
+    for sid in report.imported:
         print(sid)
-    print(f"imported {len(ids)} session(s)", file=sys.stderr)
+    if report.skipped:
+        print("already there, skipped: " + " ".join(report.skipped), file=sys.stderr)
+    print(summary(report), file=sys.stderr)
     return 0
 
 
@@ -240,9 +279,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("-o", "--output", help="file to write (default: standard output)")
     sp.set_defaults(func=cmd_export)
-    sp = sub.add_parser("import", help="import an events export (a full backup)")
+    sp = sub.add_parser(
+        "import",
+        help="import exports: an events backup, ChatGPT/Claude.ai (.json or .zip), Open WebUI",
+    )
     data_arg(sp)
-    sp.add_argument("file", help="the export file, or - for standard input")
+    sp.add_argument(
+        "files", nargs="+", metavar="FILE", help="export files, or - for standard input"
+    )
+    sp.add_argument(
+        "--replace", action="store_true", help="replace sessions that exist (default: skip them)"
+    )
     sp.set_defaults(func=cmd_import)
     sp = sub.add_parser("tail", help="follow a session live in the terminal")
     data_arg(sp)
@@ -269,3 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"sessionlog {args.command}: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (``sessionlog export … | head``): stop quietly, and point
+        # stdout at /dev/null so the interpreter's final flush does not complain either
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for a process ended by SIGPIPE

@@ -96,17 +96,6 @@ def export(args: argparse.Namespace, req: Any, out: Any) -> int:
     return _run(args, body)
 
 
-def import_(args: argparse.Namespace, data: bytes) -> list[str]:
-    result: list[str] = []
-
-    async def body(b: PostgresBackend) -> int:
-        result.extend(await b.import_events(data))
-        return 0
-
-    _run(args, body)
-    return result
-
-
 def tail(args: argparse.Namespace, show: Callable[[Any], str]) -> int:
     """Print a session's last events, then follow new ones from every instance."""
     from eventlog.notify import Published

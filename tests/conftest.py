@@ -238,3 +238,12 @@ async def pg_url() -> Any:
         yield url
     finally:
         await drop_database(url)
+
+
+@pytest_asyncio.fixture(params=["file", "postgres"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """Each backend in turn (tests/backends.py): the shared suites run against all."""
+    from tests.backends import open_backend
+
+    async with open_backend(request.param, tmp_path / "data") as b:
+        yield b

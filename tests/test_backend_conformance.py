@@ -1,23 +1,19 @@
 """The Backend contract, run unchanged against every backend: files and PostgreSQL.
 
-A new backend joins by adding a factory to BACKENDS; server/ needs nothing else. Each
-factory gets a fresh temp dir and, for PostgreSQL, a fresh database URL.
+A new backend joins by adding a factory to ``tests/backends.py``; server/ needs nothing
+else. The ``backend`` fixture (conftest) gives each test a fresh one of each kind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventlog.backend import Backend
-from eventlog.backends.file.backend import FileBackend
-from eventlog.backends.postgres.backend import PostgresBackend
 from eventlog.errors import SequenceConflict, SessionNotFound
 from eventlog.notify import Lifecycle, Notice, Published
 from eventlog.requests import (
@@ -30,31 +26,7 @@ from eventlog.requests import (
     UpdateRequest,
 )
 from tests import pg
-
-BACKENDS: dict[str, Callable[[Path, str], Backend]] = {
-    "file": lambda root, _url: FileBackend(root, threads=16),
-    "postgres": lambda _root, url: PostgresBackend(url, pool_size=8, poll_interval=0.2),
-}
-
-
-@contextlib.asynccontextmanager
-async def _database(name: str) -> AsyncIterator[str]:
-    if name != "postgres":
-        yield ""
-        return
-    url = await pg.create_database()
-    try:
-        yield url
-    finally:
-        await pg.drop_database(url)
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    async with _database(request.param) as url:
-        b = BACKENDS[request.param](tmp_path / "data", url)
-        yield b
-        await b.close()
+from tests.backends import BACKENDS
 
 
 async def _session(b: Backend) -> str:

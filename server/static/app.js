@@ -6,6 +6,7 @@ import sessionManager from './sessionManager.js';
 import { SessionBrowser } from './list.js';
 import { ConversationView } from './conversation.js';
 import { downloadBlob, frameBatched, h } from './dom.js';
+import { setupImport } from './importer.js';
 
 const manager = sessionManager;
 const MESSAGE_LIMIT = 200; // long sessions open on their last messages; older on demand
@@ -212,6 +213,10 @@ $('btn-clear').addEventListener('click', newSession); // the seed: Clear starts 
 $('browser-new').addEventListener('click', newSession);
 $('deleted-new').addEventListener('click', newSession);
 $('deleted-browse').addEventListener('click', openBrowser);
+
+// ---- import ------------------------------------------------------------------------
+
+setupImport({ manager, onDone: () => browser.reload(), onError: showError });
 
 // ---- export --------------------------------------------------------------------------
 

@@ -14,6 +14,49 @@ function statusOf(m) {
   return m.status === 'partial' ? 'partial' : 'complete';
 }
 
+const PREVIEW_CHARS = 80;
+
+/** JSON arguments re-printed (`indent` 2: for reading; 0: one line), as sent if not JSON. */
+function printArgs(args, indent) {
+  try {
+    return JSON.stringify(JSON.parse(args), null, indent);
+  } catch {
+    return String(args ?? '');
+  }
+}
+
+function preview(text) {
+  const flat = String(text ?? '').replace(/\s+/g, ' ').trim();
+  return flat.length > PREVIEW_CHARS ? `${flat.slice(0, PREVIEW_CHARS - 1)}…` : flat;
+}
+
+/**
+ * Tool traffic, compact and collapsible: an assistant's calls as `name(arguments…)`
+ * that open to the full arguments; a tool message's output folded under its name.
+ */
+function renderTools(node, m) {
+  const blocks = [];
+  for (const call of m.tool_calls ?? []) {
+    const fn = call.function ?? {};
+    blocks.push(h('details', { class: 'tool-call', 'data-testid': 'tool-call' },
+      h('summary', {}, h('span', { class: 'tool-tag' }, 'call'), ' ',
+        h('code', { class: 'tool-name' }, fn.name ?? '?'),
+        h('code', { class: 'tool-args' }, `(${preview(printArgs(fn.arguments, 0))})`)),
+      h('pre', { class: 'tool-full' }, printArgs(fn.arguments, 2))));
+  }
+  const isOutput = m.role === 'tool';
+  if (isOutput) {
+    blocks.push(h('details', { class: 'tool-output', 'data-testid': 'tool-output' },
+      h('summary', {}, h('span', { class: 'tool-tag' }, 'output'), ' ',
+        h('code', { class: 'tool-name' }, m.name ?? 'tool'),
+        h('span', { class: 'tool-args' }, ` ${preview(m.content)}`)),
+      h('pre', { class: 'tool-full' }, m.content)));
+  }
+  node.body.hidden = isOutput || (!m.content && blocks.length > 0);
+  node.tools.replaceChildren(...blocks);
+  node.tools.hidden = blocks.length === 0;
+}
+
 export class ConversationView {
   /**
    * @param {object} o
@@ -145,10 +188,11 @@ export class ConversationView {
     const time = h('time', { class: 'msg-time' });
     const state = h('span', { class: 'msg-state' });
     const body = h('div', { class: 'msg-body' });
+    const tools = h('div', { class: 'msg-tools', hidden: true });
     const typing = h('span', { class: 'typing', 'aria-hidden': 'true' }, h('i'), h('i'), h('i'));
     const el = h('li', { class: 'msg', 'data-testid': 'message', 'data-message-id': m.message_id },
-      h('div', { class: 'msg-head' }, role, time, state), body, typing);
-    return { el, role, time, state, body, last: null };
+      h('div', { class: 'msg-head' }, role, time, state), body, tools, typing);
+    return { el, role, time, state, body, tools, last: null };
   }
 
   update(node, m) {
@@ -156,7 +200,7 @@ export class ConversationView {
     const last = node.last;
     // Skip untouched messages: with thousands on screen, a token must stay cheap.
     if (last && last.content === m.content && last.status === status && last.role === m.role
-        && last.timestamp === m.timestamp) return;
+        && last.timestamp === m.timestamp && last.tool_calls === m.tool_calls) return;
     const { el } = node;
     if (!last || last.role !== m.role) {
       el.dataset.role = m.role;
@@ -168,7 +212,10 @@ export class ConversationView {
       node.time.textContent = formatShortTime(m.timestamp);
       node.time.title = formatDateTime(m.timestamp);
     }
-    if (!last || last.content !== m.content) node.body.textContent = m.content;
+    if (!last || last.content !== m.content || last.tool_calls !== m.tool_calls) {
+      node.body.textContent = m.content;
+      renderTools(node, m);
+    }
     el.dataset.status = status;
     setAttr(el, 'aria-busy', status === 'partial' ? 'true' : null);
     let label = '';
@@ -177,6 +224,8 @@ export class ConversationView {
     else if (status === 'partial') label = 'streaming…';
     node.state.textContent = label;
     node.state.title = status === 'failed' ? (m.error || 'The server refused this message') : '';
-    node.last = { content: m.content, status, role: m.role, timestamp: m.timestamp };
+    node.last = {
+      content: m.content, status, role: m.role, timestamp: m.timestamp, tool_calls: m.tool_calls,
+    };
   }
 }

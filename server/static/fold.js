@@ -72,15 +72,16 @@ export function applyEvent(session, event) {
         if (d.timestamp) existing.timestamp = d.timestamp;
         if (d.role) existing.role = d.role;
         if (existing.status !== 'complete' && d.status === 'complete') existing.status = 'complete';
+        copyTools(existing, d);
       } else {
-        session.messages.push({
+        session.messages.push(copyTools({
           role: d.role,
           content: d.content ?? '',
           timestamp: d.timestamp ?? event.ts,
           metadata: d.metadata ?? {},
           message_id: d.message_id,
           status: d.status ?? 'complete',
-        });
+        }, d));
         countMessage(session, d.role);
       }
       break;
@@ -103,6 +104,7 @@ export function applyEvent(session, event) {
       if (m) {
         m.content = d.content ?? m.content;
         if (d.metadata != null) m.metadata = d.metadata;
+        copyTools(m, d);
       }
       break;
     }
@@ -130,15 +132,24 @@ export function applyEvent(session, event) {
   return session;
 }
 
+// OpenAI-chat tool fields (SPEC §10): present only on messages that have them.
+const TOOL_FIELDS = ['tool_calls', 'tool_call_id', 'name'];
+
+/** Copy the tool fields that `data` carries onto message `m`; returns `m`. */
+function copyTools(m, data) {
+  for (const key of TOOL_FIELDS) if (data[key] != null) m[key] = data[key];
+  return m;
+}
+
 /** The message as the server stores it: no client-only fields. */
 export function wireMessage(m) {
-  return {
+  return copyTools({
     role: m.role,
     content: m.content,
     timestamp: m.timestamp,
     metadata: m.metadata ?? {},
     message_id: m.message_id,
-  };
+  }, m);
 }
 
 /** `[A-Za-z0-9_.:-]` ids (the server's ItemId), random from a CSPRNG. */

@@ -30,7 +30,7 @@ from ...requests import (
     StartRequest,
     check,
 )
-from ...results import ListResult, LoadResult
+from ...results import ImportOutcome, ListResult, LoadResult
 from .durability import FsyncPolicy
 from .journal import Call, Journal
 from .store import Store
@@ -145,6 +145,11 @@ class FileBackend(RequestWrites):
 
     async def import_events(self, data: bytes) -> builtins.list[str]:
         return await self._run(self.store.import_events, data)
+
+    async def import_sessions(
+        self, sessions: builtins.list[tuple[str, builtins.list[Event]]], replace: bool = False
+    ) -> ImportOutcome:
+        return await self._run(self.store.import_sessions, sessions, replace)
 
     async def compact(self) -> int:
         return await self._run(self.store.compact)

@@ -35,7 +35,7 @@ from ...requests import (
     UpdateRequest,
     check,
 )
-from ...results import ListResult, LoadResult
+from ...results import ImportOutcome, ListResult, LoadResult
 from . import importer, maintenance
 from .cache import JournalCache
 from .delete import remove_journal
@@ -283,6 +283,12 @@ class Store(JournalCache, Watching, DerivedData):
     def import_events(self, data: bytes) -> builtins.list[str]:
         """Import an ``events`` export; refuses (writing nothing) if any session exists."""
         return importer.import_into(self, data)
+
+    def import_sessions(
+        self, sessions: builtins.list[tuple[str, builtins.list[Event]]], replace: bool = False
+    ) -> ImportOutcome:
+        """Write whole sessions; an existing one is skipped, or replaced with ``replace``."""
+        return importer.import_sessions(self, sessions, replace)
 
     # -- delete ------------------------------------------------------------------------
 

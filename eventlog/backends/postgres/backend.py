@@ -39,7 +39,7 @@ from ...requests import (
     check,
     check_session_id,
 )
-from ...results import ListResult, LoadResult
+from ...results import ImportOutcome, ListResult, LoadResult
 from . import importer, listing, schema
 from .db import Database, redact
 from .live import Live
@@ -281,6 +281,36 @@ class PostgresBackend(RequestWrites):
         for s in folded.values():
             self.hub.emit(Lifecycle("session.started", s.session_id, summarize(s)))
         return builtins.list(sessions)
+
+    async def import_sessions(
+        self, sessions: builtins.list[tuple[str, builtins.list[Event]]], replace: bool = False
+    ) -> ImportOutcome:
+        """Write whole sessions in one transaction; an existing one is skipped, or with
+        ``replace`` deleted and rewritten in that same transaction."""
+        await self._ready()
+        out = ImportOutcome()
+        if not sessions:
+            return out
+        async with self.db.conn("importing") as c, c.transaction():
+            found = {
+                r[0]
+                for r in await c.fetch(
+                    "SELECT session_id FROM sessions WHERE session_id = ANY($1)",
+                    [sid for sid, _ in sessions],
+                )
+            }
+            todo = {sid: evs for sid, evs in sessions if replace or sid not in found}
+            out.skipped = [sid for sid, _ in sessions if sid in found and not replace]
+            out.replaced = [sid for sid in todo if sid in found]
+            for sid in out.replaced:
+                await c.execute("SELECT sessionlog_delete($1, $2)", sid, f"D {self.instance} {sid}")
+            folded = await importer.insert(c, todo, self.instance) if todo else {}
+        out.imported = list(todo)  # every session written, replaced ones too (as on files)
+        for sid in out.replaced:
+            self.writes.forget(sid)
+        for s in folded.values():
+            self.hub.emit(Lifecycle("session.started", s.session_id, summarize(s)))
+        return out
 
     # -- maintenance -------------------------------------------------------------------
 
