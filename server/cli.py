@@ -218,10 +218,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: the reader went away (``| head``), so the flush at
+    exit must not fail a second time and print a traceback after all."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except BrokenPipeError:
+        # What `cat` does when `head` has read enough: stop quietly. 141 = 128 + SIGPIPE,
+        # the status a shell reports for a tool killed by it.
+        _quiet_stdout()
+        return 141
     except EventLogError as e:
         print(f"sessionlog {args.command}: {e.message}", file=sys.stderr)
         return 2

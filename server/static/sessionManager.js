@@ -39,8 +39,22 @@ function defaultStorage() {
 
 const EXPORT_EXT = { openai: 'jsonl', sharegpt: 'jsonl', events: 'jsonl', markdown: 'md' };
 
+/**
+ * The server this module was loaded from: a page on another origin that imports
+ * http://127.0.0.1:5174/static/sessionManager.js talks to that server, not to itself.
+ */
+function moduleOrigin() {
+  try {
+    const origin = new URL(import.meta.url).origin;
+    if (origin && origin !== 'null') return origin;
+  } catch {
+    /* a bundler may rewrite import.meta.url: fall back to the page's origin */
+  }
+  return globalThis.location?.origin ?? '';
+}
+
 export class SessionManager {
-  constructor({ baseUrl = globalThis.location?.origin ?? '', token = null,
+  constructor({ baseUrl = moduleOrigin(), token = null,
     storage = defaultStorage(), WebSocketImpl = globalThis.WebSocket, fetchImpl } = {}) {
     this.baseUrl = String(baseUrl).replace(/\/+$/, '');
     this.token = token;
