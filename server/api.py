@@ -8,10 +8,11 @@ raised and turned into the envelope by ``errors.error_middleware``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from importlib import metadata
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -21,6 +22,7 @@ from eventlog.model import Message, Session, Summary, summarize
 from eventlog.ops import Result, SaveResult
 from eventlog.requests import (
     AppendRequest,
+    Content,
     CompleteRequest,
     DeleteRequest,
     DeltaRequest,
@@ -37,6 +39,7 @@ from eventlog.requests import (
 from eventlog.results import ListResult
 
 from .errors import ApiError
+from .markdown import render_all
 from .state import BACKEND, BROKER, CONFIG, CONNECTIONS
 
 log = logging.getLogger("sessionlog.server")
@@ -84,6 +87,16 @@ class DeleteResponse(msgspec.Struct):
 
 class ImportResponse(msgspec.Struct):
     imported: list[str]
+
+
+class RenderRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Message contents to show as HTML (the page asks for what it displays)."""
+
+    texts: Annotated[list[Content], msgspec.Meta(max_length=1000)]
+
+
+class RenderResponse(msgspec.Struct):
+    html: list[str]  # sanitised, one per text, in order
 
 
 class HealthResponse(msgspec.Struct):
@@ -251,6 +264,12 @@ async def import_sessions(request: web.Request) -> web.Response:
     return ok(ImportResponse(imported))
 
 
+async def render(request: web.Request) -> web.Response:
+    req = await body_of(request, RenderRequest)
+    # pure CPU, up to megabytes of text: off the event loop
+    return ok(RenderResponse(await asyncio.to_thread(render_all, req.texts)))
+
+
 async def health(request: web.Request) -> web.Response:
     app = request.app
     counts = await app[BACKEND].health()
@@ -319,6 +338,12 @@ POST_ROUTES: dict[
         None,
         ImportResponse,
         "Import an `events` export (JSONL)",
+    ),
+    "/api/render": (
+        render,
+        RenderRequest,
+        RenderResponse,
+        "Message contents as sanitised HTML (CommonMark + GitHub tables)",
     ),
 }
 

@@ -95,7 +95,7 @@ def build() -> dict[str, Any]:
             }
         else:
             ok_resp = _success(resp)
-        codes = _COMMON if name in ("start", "list") else _COMMON + _WRITE
+        codes = _COMMON if name in ("start", "list", "render") else _COMMON + _WRITE
         op["responses"] = {"200": ok_resp, **_errors(*codes)}
         paths[path] = {"post": op}
     paths["/api/health"] = {
