@@ -22,8 +22,8 @@ from eventlog.model import Message, Session, Summary, summarize
 from eventlog.ops import Result, SaveResult
 from eventlog.requests import (
     AppendRequest,
-    Content,
     CompleteRequest,
+    Content,
     DeleteRequest,
     DeltaRequest,
     EditRequest,
