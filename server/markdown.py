@@ -56,35 +56,12 @@ _md.add_render_rule("fence", _fence)
 _md.add_render_rule("image", _image)
 
 _ALIGNS = set(_ALIGN.values())
+_TAGS = set(
+    "p br hr h1 h2 h3 h4 h5 h6 strong em del s code pre blockquote ul ol li a "
+    "table thead tbody tr th td".split()
+)
 _cleaner = nh3.Cleaner(
-    tags={
-        "p",
-        "br",
-        "hr",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "strong",
-        "em",
-        "del",
-        "s",
-        "code",
-        "pre",
-        "blockquote",
-        "ul",
-        "ol",
-        "li",
-        "a",
-        "table",
-        "thead",
-        "tbody",
-        "tr",
-        "th",
-        "td",
-    },  # fmt: skip
+    tags=_TAGS,
     clean_content_tags={"script", "style"},
     attributes={"a": {"href", "title"}, "ol": {"start"}, "pre": {"data-lang"}},
     allowed_classes={"th": _ALIGNS, "td": _ALIGNS, "a": {"image-link"}},
