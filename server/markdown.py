@@ -57,8 +57,34 @@ _md.add_render_rule("image", _image)
 
 _ALIGNS = set(_ALIGN.values())
 _TAGS = set(
-    "p br hr h1 h2 h3 h4 h5 h6 strong em del s code pre blockquote ul ol li a "
-    "table thead tbody tr th td".split()
+    [
+        "p",
+        "br",
+        "hr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "strong",
+        "em",
+        "del",
+        "s",
+        "code",
+        "pre",
+        "blockquote",
+        "ul",
+        "ol",
+        "li",
+        "a",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+    ]
 )
 _cleaner = nh3.Cleaner(
     tags=_TAGS,
