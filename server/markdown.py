@@ -49,7 +49,10 @@ def _image(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
     return f'<a href="{escapeHtml(src)}" class="image-link">{escapeHtml(alt)}</a>'
 
 
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+# breaks: a line break typed in a chat message is a line break (as on GitHub comments)
+_md = MarkdownIt(
+    "commonmark", {"html": False, "breaks": True, "linkify": False, "typographer": False}
+)
 _md.enable(["table", "strikethrough"])
 _md.core.ruler.push("align_classes", _align_classes)
 _md.add_render_rule("fence", _fence)
@@ -100,7 +103,7 @@ _cleaner = nh3.Cleaner(
 
 def render(text: str) -> str:
     """One message's content as sanitised HTML."""
-    return str(_cleaner.clean(_md.render(text)))
+    return str(_cleaner.clean(_md.render(text))).strip()
 
 
 def render_all(texts: Sequence[str]) -> list[str]:

@@ -103,6 +103,7 @@ export function applyEvent(session, event) {
       if (m) {
         m.content = d.content ?? m.content;
         if (d.metadata != null) m.metadata = d.metadata;
+        m.edited = true; // client-only, like `pending`: shown as "edited"
       }
       break;
     }
