@@ -107,11 +107,16 @@ class Pages:
         *,
         session: str | None = None,
         viewport: dict[str, int] = WIDE,
+        csp: bool = False,
+        permissions: tuple[str, ...] = (),
     ) -> Any:
         """A page in a fresh context (its own localStorage); with `session`, it opens
-        /#session=<id> and checks that this is the session shown."""
+        /#session=<id> and checks that this is the session shown. With `csp`, the page's
+        Content-Security-Policy is enforced (the XSS tests)."""
         # bypass_csp: Playwright's string predicates need eval, which the CSP forbids.
-        context = self.browser.new_context(viewport=viewport, bypass_csp=True)
+        context = self.browser.new_context(viewport=viewport, bypass_csp=not csp)
+        if permissions:
+            context.grant_permissions(list(permissions), origin=srv.url)
         context.set_default_timeout(TIMEOUT_MS)
         self.contexts.append(context)
         page = context.new_page()
@@ -587,7 +592,9 @@ def test_screenshots_of_the_session_browser_and_a_conversation(
         expect(first.locator('.session-title [data-icon="pin"]')).to_be_visible()
         expect(first).to_have_attribute("aria-current", "true")
         # the untitled session is named by its first message, in the list as in a header
-        expect(page.locator(".session-name", has_text="How do I undo the last git commit")).to_have_count(1)
+        expect(
+            page.locator(".session-name", has_text="How do I undo the last git commit")
+        ).to_have_count(1)
         expect(page.get_by_test_id("message")).to_have_count(5)
         _expect_clean(page)
         page.evaluate("() => document.fonts.ready.then(() => true)")

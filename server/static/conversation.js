@@ -266,7 +266,7 @@ export class ConversationView {
     const body = h('div', { class: 'msg-body' });
     const more = h('button', {
       type: 'button', class: 'msg-more', 'data-action': 'toggle-more', 'data-testid': 'show-more',
-      'aria-expanded': 'false', hidden: true,
+      'aria-expanded': 'false', hidden: true, text: 'Show more',
     });
     const copy = h('button', {
       type: 'button', class: 'icon-button', 'data-action': 'copy', 'data-testid': 'message-copy',
