@@ -99,7 +99,7 @@ class RenderResponse(msgspec.Struct):
     html: list[str]  # sanitised, one per text, in order
 
 
-class HealthResponse(msgspec.Struct):
+class HealthResponse(msgspec.Struct, omit_defaults=True):
     status: str
     version: str
     sessions: int
@@ -107,6 +107,8 @@ class HealthResponse(msgspec.Struct):
     websockets: int
     subscriptions: int
     fsync: str
+    # with ?session_id=S: how many WebSocket subscriptions follow S (a demo waits for one)
+    session_subscriptions: int | None = None
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -273,6 +275,7 @@ async def render(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     app = request.app
     counts = await app[BACKEND].health()
+    watched = request.query.get("session_id")
     return ok(
         HealthResponse(
             status="ok",
@@ -282,6 +285,9 @@ async def health(request: web.Request) -> web.Response:
             websockets=len(app[CONNECTIONS]),
             subscriptions=app[BROKER].subscriptions,
             fsync=str(counts.get("fsync", app[CONFIG].fsync)),
+            session_subscriptions=(
+                None if watched is None else len(app[BROKER].by_session.get(watched, ()))
+            ),
         )
     )
 

@@ -102,6 +102,15 @@ def build() -> dict[str, Any]:
         "get": {
             "operationId": "health",
             "summary": "Liveness and counts",
+            "parameters": [
+                {
+                    "name": "session_id",
+                    "in": "query",
+                    "required": False,
+                    "description": "also count the subscriptions to this session",
+                    "schema": {"type": "string"},
+                }
+            ],
             "responses": {"200": _success(HealthResponse)},
         }
     }
