@@ -561,6 +561,16 @@ def _seed_showcase(srv: Server) -> str:
                 "Yes: trains leave Rossio station every 20 minutes and take about 40 minutes. Go early, before the tour buses, and book Pena Palace tickets online.",
             ),
             ("user", "Perfect, thanks! Can you make that into a packing list too?"),
+            (
+                "assistant",
+                "Here is a packing list for four days in May:\n\n"
+                "| Item | How many |\n|:--|--:|\n| T-shirts | 4 |\n| Light jacket | 1 |\n"
+                "| Comfortable shoes | 2 pairs |\n\n"
+                "- **Sunscreen**: the sun is already strong in May\n"
+                "- A refillable water bottle\n\n"
+                "And for the train, save the timetable:\n\n"
+                "```text\nRossio -> Sintra  every 20 min  ~40 min\n```",
+            ),
         ],
         pinned=True,
         tags=["travel"],
@@ -595,7 +605,8 @@ def test_screenshots_of_the_session_browser_and_a_conversation(
         expect(
             page.locator(".session-name", has_text="How do I undo the last git commit")
         ).to_have_count(1)
-        expect(page.get_by_test_id("message")).to_have_count(5)
+        expect(page.get_by_test_id("message")).to_have_count(6)
+        expect(page.locator(".msg-body table")).to_have_count(1)  # Markdown, rendered
         _expect_clean(page)
         page.evaluate("() => document.fonts.ready.then(() => true)")
         page.mouse.move(0, 0)
