@@ -414,3 +414,20 @@ def test_the_whole_store_exports_from_the_page(server: Server, pages: Pages) -> 
     exported = {json.loads(line)["session_id"] for line in lines if line.strip()}
     listed = {s["session_id"] for s in server.call("list", limit=1000, archived=None)["sessions"]}
     assert set(ids) <= exported and exported == listed
+
+
+def test_messages_typed_while_a_new_chat_is_created_arrive_in_order(
+    server: Server, pages: Pages
+) -> None:
+    """Regression: a second message sent while the first one was still creating the
+    session was dropped, and so was the first (an empty session was left behind)."""
+    before = session_count(server)
+    page = pages.open(server)
+    texts = [unique(f"quick {i} ") for i in range(3)]
+    for text in texts:
+        send(page, text)
+    for text in texts:
+        expect(message_with_text(page, text)).to_have_attribute("data-status", "complete")
+    sid = current_id(page)
+    assert [m["content"] for m in server.messages(sid)] == texts
+    assert session_count(server) == before + 1

@@ -130,36 +130,50 @@ export class ConversationView {
     this.schedule();
   }
 
+  /**
+   * Send what is in the box. In a new chat the first message creates the session:
+   * messages sent while that is under way wait in order and follow it; if it fails,
+   * their text goes back into the box.
+   */
   async send() {
     const text = this.composer.value;
-    if (!text.trim() || this.sending) return;
-    if (!this.manager.session) {
-      // A new chat: its session is created now, with its first message.
-      this.sending = true;
-      this.sendButton.disabled = true;
-      try {
-        await this.ensureSession();
-      } catch (err) {
-        this.onError(err, err?.code === 'network'
-          ? 'Cannot start a chat while the server is unreachable (your message is still in the box)'
-          : 'Could not start a session');
-        return;
-      } finally {
-        this.sending = false;
-        this.sendButton.disabled = false;
-      }
-      if (this.composer.value !== text) return; // the box changed meanwhile: let them resend
-    }
-    try {
-      this.manager.addMessage(this.rolePicker.value, text);
-    } catch (err) {
-      this.onError(err, 'Could not add the message');
-      return;
-    }
+    if (!text.trim()) return;
+    const message = { role: this.rolePicker.value, text };
     this.composer.value = '';
     this.autosize();
     this.stickToBottom = true;
     this.composer.focus();
+    if (this.manager.session && !this.waiting?.length) {
+      this.add(message);
+      return;
+    }
+    (this.waiting ??= []).push(message);
+    if (this.sending) return; // the session is being created: this one follows
+    this.sending = true;
+    this.sendButton.disabled = true;
+    try {
+      await this.ensureSession();
+    } catch (err) {
+      const texts = this.waiting.splice(0).map((m) => m.text);
+      if (!this.composer.value) this.composer.value = texts.join('\n\n');
+      this.autosize();
+      this.onError(err, err?.code === 'network'
+        ? 'Cannot start a chat while the server is unreachable (your message is back in the box)'
+        : 'Could not start a session');
+      return;
+    } finally {
+      this.sending = false;
+      this.sendButton.disabled = false;
+    }
+    for (const m of this.waiting.splice(0)) this.add(m);
+  }
+
+  add({ role, text }) {
+    try {
+      this.manager.addMessage(role, text);
+    } catch (err) {
+      this.onError(err, 'Could not add the message');
+    }
   }
 
   autosize() {
