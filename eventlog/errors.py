@@ -67,8 +67,12 @@ class SessionExists(EventLogError):
     code = "conflict"
 
     def __init__(self, session_id: str) -> None:
+        # Ids are kept on import (a backup restores the same sessions), so the only way
+        # to bring this one back from the file is to delete the stored one first.
         super().__init__(
-            f"session {session_id!r} already exists: delete it first or import under another id"
+            f"session {session_id!r} already exists in this store, so nothing was imported; "
+            "to restore it from this file, delete that session first (the page's Delete "
+            "or POST /api/sessions/delete) and import again"
         )
         self.session_id = session_id
 

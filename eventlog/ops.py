@@ -195,8 +195,20 @@ def build_edit(req: EditRequest) -> Build:
     return build
 
 
+def unique_tags(tags: list[str] | None) -> list[str] | None:
+    """Tags without repeats, compared without case ("Work" and "work" are one tag); the
+    first spelling given is kept."""
+    if tags is None:
+        return None
+    seen: dict[str, str] = {}
+    for tag in tags:
+        seen.setdefault(tag.casefold(), tag)
+    return list(seen.values())
+
+
 def build_update(req: UpdateRequest) -> Build:
-    data = SessionUpdatedData(req.title, req.tags, req.pinned, req.archived, req.metadata)
+    tags = unique_tags(req.tags)
+    data = SessionUpdatedData(req.title, tags, req.pinned, req.archived, req.metadata)
     if data == SessionUpdatedData():
         raise InvalidRequest(
             "invalid request: nothing to update; give at least one of title, tags, pinned, "

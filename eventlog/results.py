@@ -21,8 +21,19 @@ class LoadResult:
         self.message_start = message_start
 
 
+class SearchHit(msgspec.Struct):
+    """Why a session matched a ``query``: its best-matching message (or its title) and a
+    snippet of it with each matched term between ``\u0002`` and ``\u0003`` (plain text
+    otherwise; a page turns the marks into highlights)."""
+
+    session_id: str
+    message_index: int | None  # index into the session's messages; None: the title
+    snippet: str
+
+
 class ListResult(msgspec.Struct):
-    """One page of the session list plus aggregates over every matching session."""
+    """One page of the session list plus aggregates over every matching session; with a
+    query, ``hits`` says why each listed session matched (a backend may leave it empty)."""
 
     sessions: list[Summary]
     total_sessions: int
@@ -32,12 +43,18 @@ class ListResult(msgspec.Struct):
     limit: int
     offset: int
     has_more: bool
+    hits: list[SearchHit] = msgspec.field(default_factory=list)
 
     @classmethod
     def page(
-        cls, sessions: list[Summary], aggs: tuple[int, int, int, int], limit: int, offset: int
+        cls,
+        sessions: list[Summary],
+        aggs: tuple[int, int, int, int],
+        limit: int,
+        offset: int,
+        hits: list[SearchHit] | None = None,
     ) -> ListResult:
-        """A page and its aggregates (total, today, this week, messages)."""
+        """A page, its aggregates (total, today, this week, messages) and search hits."""
         total, n_today, n_week, messages = aggs
         return cls(
             sessions=sessions,
@@ -48,6 +65,7 @@ class ListResult(msgspec.Struct):
             limit=limit,
             offset=offset,
             has_more=offset + len(sessions) < total,
+            hits=hits or [],
         )
 
 

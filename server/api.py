@@ -8,10 +8,11 @@ raised and turned into the envelope by ``errors.error_middleware``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from importlib import metadata
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -23,6 +24,7 @@ from eventlog.ops import Result, SaveResult
 from eventlog.requests import (
     AppendRequest,
     CompleteRequest,
+    Content,
     DeleteRequest,
     DeltaRequest,
     EditRequest,
@@ -39,6 +41,7 @@ from eventlog.results import ListResult
 
 from .errors import ApiError
 from .imports import import_sessions
+from .markdown import render_all
 from .state import BACKEND, BROKER, CONFIG, CONNECTIONS
 
 log = logging.getLogger("sessionlog.server")
@@ -83,7 +86,17 @@ class DeleteResponse(msgspec.Struct):
     session_id: str
 
 
-class HealthResponse(msgspec.Struct):
+class RenderRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Message contents to show as HTML (the page asks for what it displays)."""
+
+    texts: Annotated[list[Content], msgspec.Meta(max_length=1000)]
+
+
+class RenderResponse(msgspec.Struct):
+    html: list[str]  # sanitised, one per text, in order
+
+
+class HealthResponse(msgspec.Struct, omit_defaults=True):
     status: str
     version: str
     sessions: int
@@ -92,6 +105,8 @@ class HealthResponse(msgspec.Struct):
     subscriptions: int
     fsync: str
     backend: str = "file"  # or "postgres"
+    # with ?session_id=S: how many WebSocket subscriptions follow S (a demo waits for one)
+    session_subscriptions: int | None = None
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -243,9 +258,16 @@ async def export(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def render(request: web.Request) -> web.Response:
+    req = await body_of(request, RenderRequest)
+    # pure CPU, up to megabytes of text: off the event loop
+    return ok(RenderResponse(await asyncio.to_thread(render_all, req.texts)))
+
+
 async def health(request: web.Request) -> web.Response:
     app = request.app
     counts = await app[BACKEND].health()
+    watched = request.query.get("session_id")
     return ok(
         HealthResponse(
             status="ok",
@@ -256,6 +278,9 @@ async def health(request: web.Request) -> web.Response:
             subscriptions=app[BROKER].subscriptions,
             fsync=str(counts.get("fsync", app[CONFIG].fsync)),
             backend=str(counts.get("backend", "file")),
+            session_subscriptions=(
+                None if watched is None else len(app[BROKER].by_session.get(watched, ()))
+            ),
         )
     )
 
@@ -313,6 +338,12 @@ POST_ROUTES: dict[
         ImportReport,
         "Import an `events` export (JSONL) or a ChatGPT, Claude.ai or Open WebUI export "
         "(JSON or .zip); query: replace, filename, progress",
+    ),
+    "/api/render": (
+        render,
+        RenderRequest,
+        RenderResponse,
+        "Message contents as sanitised HTML (CommonMark + GitHub tables)",
     ),
 }
 

@@ -12,30 +12,17 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from eventlog.errors import EventLogError
 
 from . import cli_db
-from .demo import add_demo_arguments, demo_command
+from .demo import add_demo_arguments
+from .progress import counter, progress
+from .tail import cmd_tail
 
 DEFAULT_DATA = os.environ.get("SESSIONLOG_DATA", "memory")
-
-
-def _progress(label: str, total: int | None) -> Callable[[int], None]:
-    """A one-line progress display on stderr (only when it is a terminal)."""
-    start = time.monotonic()
-    live = sys.stderr.isatty()
-
-    def show(n: int) -> None:
-        if not live:
-            return
-        rate = n / max(time.monotonic() - start, 1e-9)
-        of = f"/{total}" if total else ""
-        sys.stderr.write(f"\r{label} {n}{of} sessions ({rate:,.0f}/s)   ")
-        sys.stderr.flush()
-
-    return show
+READ_CHUNK = 1 << 20  # import reads its file in 1 MiB steps (a bar for big backups)
 
 
 def _count_journals(data: str) -> int:
@@ -61,21 +48,28 @@ def cmd_compact(args: argparse.Namespace) -> int:
     from eventlog.backends.file.store import Store
 
     t = time.monotonic()
-    with Store(args.data, background=False, reconcile=False) as store:
-        n = store.compact_all(_progress("compacting", _count_journals(args.data)))
-    print(f"\ncompacted {n} session(s) in {time.monotonic() - t:.2f} s", file=sys.stderr)
+    total = _count_journals(args.data)
+    with (
+        progress("compacting", total) as bar,
+        Store(args.data, background=False, reconcile=False) as store,
+    ):
+        n = store.compact_all(counter(bar))  # n: those that needed it; every one was checked
+        counter(bar)(total)
+    print(f"compacted {n} session(s) in {time.monotonic() - t:.2f} s", file=sys.stderr)
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     if args.database:
-        return cli_db.verify(args, _progress("verified", None))
+        return cli_db.verify(args)
     from eventlog.backends.file.maintenance import verify
 
-    n, problems = verify(args.data, _progress("verified", None))
+    with progress("verifying", _count_journals(args.data)) as bar:
+        n, problems = verify(args.data, counter(bar))
+        counter(bar)(n)
     for p in problems:
         print(f"{p.path}: {p.what}")
-    print(f"\nchecked {n} journal(s): {len(problems)} problem(s)", file=sys.stderr)
+    print(f"checked {n} journal(s): {len(problems)} problem(s)", file=sys.stderr)
     return 1 if problems else 0
 
 
@@ -85,16 +79,20 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     from eventlog.backends.file.store import Store
 
     if args.database:
-        return cli_db.reindex(args, _progress("indexed", None))
+        return cli_db.reindex(args)
     t = time.monotonic()
     total = _count_journals(args.data)
-    with Store(args.data, background=False, reconcile=False) as store:
+    with (
+        progress("indexing", total) as bar,
+        Store(args.data, background=False, reconcile=False) as store,
+    ):
         from eventlog.backends.file.maintenance import reindex
 
-        n = reindex(store, _progress("indexed", total))
+        n = reindex(store, counter(bar))
+        counter(bar)(n)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"\nindexed {n} session(s) in {time.monotonic() - t:.2f} s, peak RSS {rss:.0f} MB",
+        f"indexed {n} session(s) in {time.monotonic() - t:.2f} s, peak RSS {rss:.0f} MB",
         file=sys.stderr,
     )
     return 0
@@ -108,14 +106,17 @@ def cmd_export(args: argparse.Namespace) -> int:
         print("export: name sessions or pass --all", file=sys.stderr)
         return 2
     req = ExportRequest(session_ids=args.session_ids or None, all=args.all, format=args.format)
+    total = _count_journals(args.data) if args.all else len(args.session_ids)
     with contextlib.ExitStack() as stack:
         to_file = args.output not in (None, "-")
         out = stack.enter_context(open(args.output, "wb")) if to_file else sys.stdout.buffer
         if args.database:
             return cli_db.export(args, req, out)
         store = stack.enter_context(Store(args.data, background=False, reconcile=False))
-        for chunk in store.export(req):
+        bar = stack.enter_context(progress("exporting", total))
+        for chunk in store.export(req):  # a chunk per session
             out.write(chunk)
+            bar.update(1)
     return 0
 
 
@@ -177,64 +178,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe(ev: object) -> str:
-    from eventlog.events import Event, event_type
-
-    assert isinstance(ev, Event)  # type: ignore[arg-type]
-    d = ev.data
-    kind = event_type(ev)
-    text = getattr(d, "content", None) or getattr(d, "message", None) or getattr(d, "title", "")
-    role = getattr(d, "role", "")
-    who = f" {role}" if role else ""
-    return f"{ev.ts} #{ev.seq} {kind}{who}: {text}"
-
-
-def cmd_tail(args: argparse.Namespace) -> int:
-    """Print a session's events, then follow new ones (from any process) until ^C."""
-    import queue
-
-    import watchfiles
-
-    from eventlog.backends.file.store import Store
-    from eventlog.events import encoder
-    from eventlog.notify import Published
-
-    if args.database:
-        return cli_db.tail(
-            args, lambda ev: encoder.encode(ev).decode() if args.json else _describe(ev)
-        )
-    q: queue.Queue[object] = queue.Queue()
-    store = Store(args.data, background=False, reconcile=False)
-    try:
-        path = store.path_of(args.session_id)
-        store.subscribe(lambda n: q.put(n) if isinstance(n, Published) else None)
-        store.watch(args.session_id)
-        last = 0
-        for ev in store.events(args.session_id, 0)[-args.lines :] if args.lines else []:
-            print(encoder.encode(ev).decode() if args.json else _describe(ev), flush=True)
-            last = ev.seq
-        last = max(last, store.head(args.session_id))
-        for _ in watchfiles.watch(path, debounce=50, step=20, raise_interrupt=False):
-            store.refresh(args.session_id)
-            while not q.empty():
-                n = q.get()
-                assert isinstance(n, Published)
-                for ev in n.events:
-                    if ev.seq > last:
-                        print(
-                            encoder.encode(ev).decode() if args.json else _describe(ev), flush=True
-                        )
-                        last = ev.seq
-            if not os.path.exists(path):
-                print("session deleted", file=sys.stderr)
-                return 0
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        store.close()
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sessionlog",
@@ -291,34 +234,57 @@ def build_parser() -> argparse.ArgumentParser:
         "--replace", action="store_true", help="replace sessions that exist (default: skip them)"
     )
     sp.set_defaults(func=cmd_import)
-    sp = sub.add_parser("tail", help="follow a session live in the terminal")
+    sp = sub.add_parser(
+        "tail",
+        help="follow a session live in the terminal",
+        description="Print a session as a transcript, then follow it live (also what other "
+        "processes write) until Ctrl+C; streaming messages are updated in place on a terminal.",
+    )
     data_arg(sp)
     sp.add_argument("session_id", metavar="SESSION")
-    sp.add_argument("-n", "--lines", type=int, default=20, help="earlier events to show first")
-    sp.add_argument("--json", action="store_true", help="print raw event JSON lines")
+    sp.add_argument(
+        "-n", "--lines", type=int, default=20, help="earlier messages (or events) to show first"
+    )
+    sp.add_argument(
+        "--events",
+        "--json",
+        dest="events",
+        action="store_true",
+        help="print the raw events as JSON lines instead of a transcript",
+    )
     sp.set_defaults(func=cmd_tail)
     sp = sub.add_parser("migrate", help="create or upgrade a PostgreSQL database's schema")
     database_arg(sp)
     sp.set_defaults(func=cmd_migrate)
-    sp = sub.add_parser("demo", help="stream a voice transcript into a running server")
+    sp = sub.add_parser(
+        "demo", help="stream a demo into a running server (sessionlog demo voice --help)"
+    )
     add_demo_arguments(sp)
-    sp.set_defaults(func=demo_command)
     return p
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: the reader went away (``| head``), so the flush at
+    exit must not fail a second time and print a traceback after all."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except BrokenPipeError:
+        # What `cat` does when `head` has read enough: stop quietly. 141 = 128 + SIGPIPE,
+        # the status a shell reports for a tool killed by it.
+        _quiet_stdout()
+        return 141
     except EventLogError as e:
         print(f"sessionlog {args.command}: {e.message}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:
         print(f"sessionlog {args.command}: {e}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        # the reader went away (``sessionlog export … | head``): stop quietly, and point
-        # stdout at /dev/null so the interpreter's final flush does not complain either
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141  # what a shell reports for a process ended by SIGPIPE

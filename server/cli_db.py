@@ -12,6 +12,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from eventlog.backends.postgres.backend import PostgresBackend
+from eventlog.events import Event
+
+from .progress import counter, progress
 
 DATABASE_ENV = "SESSIONLOG_DATABASE_URL"
 
@@ -62,26 +65,28 @@ def compact(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
-def verify(args: argparse.Namespace, progress: Callable[[int], None]) -> int:
+def verify(args: argparse.Namespace) -> int:
     from eventlog.backends.postgres.maintenance import verify as check
 
     async def body(b: PostgresBackend) -> int:
-        n, problems = await check(b, progress)
+        with progress("verifying", None) as bar:
+            n, problems = await check(b, counter(bar))
         for p in problems:
             print(f"{p.session_id}: {p.what}")
-        print(f"\nchecked {n} session(s): {len(problems)} problem(s)", file=sys.stderr)
+        print(f"checked {n} session(s): {len(problems)} problem(s)", file=sys.stderr)
         return 1 if problems else 0
 
     return _run(args, body)
 
 
-def reindex(args: argparse.Namespace, progress: Callable[[int], None]) -> int:
+def reindex(args: argparse.Namespace) -> int:
     from eventlog.backends.postgres.maintenance import reindex as rebuild
 
     async def body(b: PostgresBackend) -> int:
         t = time.monotonic()
-        n = await rebuild(b, progress)
-        print(f"\nindexed {n} session(s) in {time.monotonic() - t:.2f} s", file=sys.stderr)
+        with progress("indexing", None) as bar:
+            n = await rebuild(b, counter(bar))
+        print(f"indexed {n} session(s) in {time.monotonic() - t:.2f} s", file=sys.stderr)
         return 0
 
     return _run(args, body)
@@ -96,26 +101,29 @@ def export(args: argparse.Namespace, req: Any, out: Any) -> int:
     return _run(args, body)
 
 
-def tail(args: argparse.Namespace, show: Callable[[Any], str]) -> int:
-    """Print a session's last events, then follow new ones from every instance."""
+def tail(
+    args: argparse.Namespace,
+    start: Callable[[list[Event]], None],
+    emit: Callable[[Event], None],
+) -> int:
+    """Show a session's history (``start``), then ``emit`` new events from every
+    instance until ^C."""
     from eventlog.notify import Published
 
     async def body(b: PostgresBackend) -> int:
         q: asyncio.Queue[Published] = asyncio.Queue()
         b.subscribe(lambda n: q.put_nowait(n) if isinstance(n, Published) else None)
         head = await b.watch(args.session_id)
-        last = 0
-        for ev in (await b.events(args.session_id, max(0, head - args.lines)))[: args.lines]:
-            print(show(ev), flush=True)
-            last = ev.seq
-        last = max(last, head)
+        history = await b.events(args.session_id, 0)
+        start(history)
+        last = max(head, history[-1].seq if history else 0)
         while True:
             n = await q.get()
             if n.session_id != args.session_id:
                 continue
             for ev in n.events:
                 if ev.seq > last:
-                    print(show(ev), flush=True)
+                    emit(ev)
                     last = ev.seq
 
     try:

@@ -3,8 +3,9 @@
 It behaves like a voice pipeline: a user message is appended as ``partial``, interim
 transcripts revise it with ``replace`` deltas, and ``complete`` fixes the final text;
 then an assistant reply streams token by token (``append`` deltas). Open the page on
-the same session to watch it live. It uses only the HTTP API (urllib), so it works
-against any server, with ``--token`` if one is configured.
+the same session to watch it live: the demo waits until someone follows the session
+(``GET /api/health?session_id=``), or ``--start-after`` seconds. It uses only the HTTP
+API (urllib), so it works against any server, with ``--token`` if one is configured.
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ class Client:
         self.url = url.rstrip("/")
         self.token = token
 
+    def subscribers(self, session_id: str) -> int:
+        """How many WebSocket subscriptions follow the session now."""
+        req = urllib.request.Request(
+            f"{self.url}/api/health?session_id={session_id}",
+            headers={"Authorization": f"Bearer {self.token}"} if self.token else {},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return int(json.loads(r.read()).get("session_subscriptions") or 0)
+        except (urllib.error.URLError, ValueError) as e:
+            raise SystemExit(f"demo: cannot reach {self.url} ({e}); is `make run` up?") from None
+
     def call(self, op: str, **body: Any) -> dict[str, Any]:
         req = urllib.request.Request(
             f"{self.url}/api/sessions/{op}",
@@ -56,14 +69,35 @@ class Client:
         return out
 
 
-def run_voice(client: Client, session_id: str | None, delay: float) -> str:
+def wait_for_viewer(
+    client: Client, session_id: str, start_after: float | None, poll: float = 0.25
+) -> None:
+    """Wait until a page (or anything) subscribes to the session, or ``start_after`` s."""
+    if start_after is not None:
+        print(f"starting in {start_after:g} s")
+        time.sleep(start_after)
+        return
+    if client.subscribers(session_id):
+        return
+    print(
+        "waiting for the session to be opened (Ctrl+C to stop; --start-after N to start "
+        "after N seconds instead)",
+        flush=True,
+    )
+    while not client.subscribers(session_id):
+        time.sleep(poll)
+
+
+def run_voice(
+    client: Client, session_id: str | None, delay: float, start_after: float | None = None
+) -> str:
     if session_id is None:
         started = client.call(
             "start", user_name="Voice demo", metadata={"type": "voice"}, title="Voice demo"
         )
         session_id = str(started["session_id"])
-        print(f"session {session_id}: open {client.url}/#session={session_id} to watch")
-        time.sleep(max(delay * 4, 0.5))
+    print(f"session {session_id}: open {client.url}/#session={session_id} to watch", flush=True)
+    wait_for_viewer(client, session_id, start_after)
     mid = f"voice-{os.urandom(4).hex()}"
     client.call(
         "append",
@@ -93,13 +127,41 @@ def run_voice(client: Client, session_id: str | None, delay: float) -> str:
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=["voice"], help="what to stream")
-    parser.add_argument("--url", default="http://127.0.0.1:5174", help="the running server")
-    parser.add_argument("--session", help="stream into this session (default: a new one)")
-    parser.add_argument("--delay", type=float, default=0.4, help="seconds between interims")
-    parser.add_argument("--token", default=os.environ.get("SESSIONLOG_TOKEN"))
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+    voice = kinds.add_parser(
+        "voice",
+        help="a voice pipeline: interim transcripts, then a streamed reply",
+        description="Stream a voice conversation into a running server, as a voice pipeline "
+        "would: a user message grows through interim transcripts (replace deltas) and is "
+        "completed, then an assistant reply streams token by token (append deltas). It "
+        "waits until the session is open somewhere (the link it prints), then streams.",
+    )
+    voice.add_argument(
+        "--url", default="http://127.0.0.1:5174", help="the running server (default: %(default)s)"
+    )
+    voice.add_argument("--session", help="stream into this session (default: start a new one)")
+    voice.add_argument(
+        "--delay",
+        type=float,
+        default=0.4,
+        metavar="SECONDS",
+        help="seconds between interim transcripts (default %(default)s; reply tokens: a third)",
+    )
+    voice.add_argument(
+        "--start-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="start after this many seconds instead of waiting for the session to be opened",
+    )
+    voice.add_argument(
+        "--token",
+        default=os.environ.get("SESSIONLOG_TOKEN"),
+        help="the server's token, if it has one (default: $SESSIONLOG_TOKEN)",
+    )
+    voice.set_defaults(func=demo_voice)
 
 
-def demo_command(args: argparse.Namespace) -> int:
-    run_voice(Client(args.url, args.token), args.session, args.delay)
+def demo_voice(args: argparse.Namespace) -> int:
+    run_voice(Client(args.url, args.token), args.session, args.delay, args.start_after)
     return 0

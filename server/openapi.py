@@ -95,13 +95,22 @@ def build() -> dict[str, Any]:
             }
         else:
             ok_resp = _success(resp)
-        codes = _COMMON if name in ("start", "list") else _COMMON + _WRITE
+        codes = _COMMON if name in ("start", "list", "render") else _COMMON + _WRITE
         op["responses"] = {"200": ok_resp, **_errors(*codes)}
         paths[path] = {"post": op}
     paths["/api/health"] = {
         "get": {
             "operationId": "health",
             "summary": "Liveness and counts",
+            "parameters": [
+                {
+                    "name": "session_id",
+                    "in": "query",
+                    "required": False,
+                    "description": "also count the subscriptions to this session",
+                    "schema": {"type": "string"},
+                }
+            ],
             "responses": {"200": _success(HealthResponse)},
         }
     }

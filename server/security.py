@@ -6,7 +6,11 @@
   Origin on cross-site requests, so a foreign one is CSRF or WebSocket hijacking (403).
   Requests without Origin (curl, scripts) are not from a browser page and pass.
 - Optional bearer token on every API call (401), compared in constant time.
-- Security headers on every response; no CORS headers at all.
+- CORS for the origins named with ``--allow-origin`` only: their preflights are
+  answered, and API responses and ``/static/*`` (so that such a page can ``import``
+  sessionManager.js) carry ``Access-Control-Allow-Origin`` for that one origin. Any
+  other origin gets no CORS header at all, and its preflight is refused (403).
+- Security headers on every response.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ from .errors import ApiError, Handler
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 _WILDCARDS = {"", "0.0.0.0", "::", "[::]"}
 WS_PATH = "/api/sessions/ws"
+# What a configured origin may send: JSON bodies (Content-Type) and the bearer token.
+CORS_METHODS = "GET, POST, OPTIONS"
+CORS_HEADERS = "Authorization, Content-Type"
+CORS_EXPOSE = "Content-Disposition"  # the export's file name
+CORS_MAX_AGE = "600"
 
 
 def _bracket(host: str) -> str:
@@ -84,6 +93,14 @@ class Guard:
             port is None or port == local_port(request, self.default_port)
         )
 
+    def cors_origin(self, request: web.Request) -> str | None:
+        """The request's Origin as sent, if it is one configured with --allow-origin;
+        the server's own origin needs no CORS, and any other gets none."""
+        origin = request.headers.get("Origin")
+        if origin is None or origin.strip().rstrip("/").lower() not in self.origins:
+            return None
+        return origin.strip()
+
     def origin_ok(self, request: web.Request) -> bool:
         origin = request.headers.get("Origin")
         if origin is None:
@@ -122,6 +139,8 @@ def make_middleware(guard: Guard) -> Middleware:
                 f"Host {request.headers.get('Host')!r} is not allowed: use http://127.0.0.1 "
                 "or http://localhost with this server's port",
             )
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return preflight(guard, request)
         if not request.path.startswith("/api/"):
             return await handler(request)  # the page and its files: no token, no origin check
         if not guard.origin_ok(request):
@@ -152,6 +171,38 @@ def make_middleware(guard: Guard) -> Middleware:
     return security_middleware
 
 
+def preflight(guard: Guard, request: web.Request) -> web.StreamResponse:
+    """Answer a CORS preflight: granted (204) for a configured origin asking for what
+    the API takes, refused (403, no CORS header, so the browser blocks the request)
+    for anything else. It needs no token: browsers never send one with a preflight."""
+    origin = guard.cors_origin(request)
+    if origin is None:
+        raise ApiError(
+            "forbidden",
+            f"Origin {request.headers.get('Origin')!r} may not make cross-origin requests: "
+            "start the server with --allow-origin ORIGIN to let that page use the API",
+        )
+    method = request.headers.get("Access-Control-Request-Method", "").strip().upper()
+    asked = request.headers.get("Access-Control-Request-Headers", "")
+    allowed = {h.strip().lower() for h in CORS_HEADERS.split(",")}
+    extra = sorted({h.strip().lower() for h in asked.split(",") if h.strip()} - allowed)
+    if method not in CORS_METHODS.split(", ") or extra:
+        what = f"headers {', '.join(extra)}" if extra else f"method {method or '(none)'}"
+        raise ApiError(
+            "forbidden",
+            f"cross-origin {what} not allowed: the API takes GET and POST with the "
+            f"headers {CORS_HEADERS}",
+        )
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Methods": CORS_METHODS,
+            "Access-Control-Allow-Headers": CORS_HEADERS,
+            "Access-Control-Max-Age": CORS_MAX_AGE,
+        },
+    )
+
+
 @functools.lru_cache(maxsize=32)  # keyed by an allowed Host: a handful of values
 def content_security_policy(host: str) -> str:
     return (
@@ -169,11 +220,18 @@ def make_header_hook(
         h = response.headers
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("Referrer-Policy", "no-referrer")
+        # Answers differ by Origin: a cache must not hand one origin's to another.
+        h.add("Vary", "Origin")
+        cors = guard.cors_origin(request) if guard.host_ok(request) else None
+        if cors is not None:
+            h["Access-Control-Allow-Origin"] = cors
+            h["Access-Control-Expose-Headers"] = CORS_EXPOSE
         if request.path.startswith("/api/"):
             h.setdefault("Cache-Control", "no-store")
             return
         h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        # A configured origin may load our files (sessionManager.js and its imports).
+        h.setdefault("Cross-Origin-Resource-Policy", "cross-origin" if cors else "same-origin")
         # echo the Host into the policy only once it is known to be one of ours
         host = request.host if guard.host_ok(request) else "127.0.0.1"
         h.setdefault("Content-Security-Policy", content_security_policy(host))

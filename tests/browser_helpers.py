@@ -38,8 +38,9 @@ class Server:
     """``python -m server serve`` on a loopback port, output to a log file (no pipes that
     could fill up). ``stop()`` and ``start()`` again reuse the same port and data dir."""
 
-    def __init__(self, data: Path, log_dir: Path) -> None:
+    def __init__(self, data: Path, log_dir: Path, args: tuple[str, ...] = ()) -> None:
         self.data = data
+        self.args = args  # extra `serve` options, e.g. ("--allow-origin", "http://…")
         self.log_dir = log_dir
         self.port = 0  # the first start picks a free one; restarts keep it
         self.proc: subprocess.Popen[bytes] | None = None
@@ -69,6 +70,7 @@ class Server:
                         str(self.port),
                         "--data",
                         str(self.data),
+                        *self.args,
                     ],
                     cwd=ROOT,
                     stdin=subprocess.DEVNULL,

@@ -87,6 +87,29 @@ async def test_list_and_delete(backend: Backend) -> None:
         await backend.events(sid, 0)
 
 
+async def test_search_says_which_message_matched_with_a_marked_snippet(backend: Backend) -> None:
+    """The page shows why a session matched and jumps to that message (issue 13)."""
+    sid = await _session(backend)
+    for text in ("hello", "the quokka smiles at Rottnest", "bye"):
+        await backend.append(AppendRequest(session_id=sid, role="user", content=text))
+    found = await backend.list(ListRequest(query="quokka"))
+    assert [(h.session_id, h.message_index) for h in found.hits] == [(sid, 1)]
+    assert "\x02quokka\x03" in found.hits[0].snippet
+    assert (await backend.list(ListRequest())).hits == []
+
+
+async def test_tags_are_one_tag_whatever_their_case(backend: Backend) -> None:
+    """ "work" and "Work" are one tag: no repeats in a session, and a filter finds both."""
+    a, b = await _session(backend), await _session(backend)
+    await backend.update(UpdateRequest(session_id=a, tags=["Work", "work", "WORK", "home"]))
+    await backend.update(UpdateRequest(session_id=b, tags=["work"]))
+    loaded = (await backend.load(LoadRequest(session_id=a))).session
+    assert loaded.tags == ["Work", "home"]
+    for spelling in ("work", "Work", "wORK"):
+        found = await backend.list(ListRequest(tag=spelling))
+        assert {s.session_id for s in found.sessions} == {a, b}, spelling
+
+
 async def test_export_events_round_trips_through_import(backend: Backend) -> None:
     sid = await _session(backend)
     await backend.append(AppendRequest(session_id=sid, role="user", content="keep me"))

@@ -107,11 +107,16 @@ class Pages:
         *,
         session: str | None = None,
         viewport: dict[str, int] = WIDE,
+        csp: bool = False,
+        permissions: tuple[str, ...] = (),
     ) -> Any:
         """A page in a fresh context (its own localStorage); with `session`, it opens
-        /#session=<id> and checks that this is the session shown."""
+        /#session=<id> and checks that this is the session shown. With `csp`, the page's
+        Content-Security-Policy is enforced (the XSS tests)."""
         # bypass_csp: Playwright's string predicates need eval, which the CSP forbids.
-        context = self.browser.new_context(viewport=viewport, bypass_csp=True)
+        context = self.browser.new_context(viewport=viewport, bypass_csp=not csp)
+        if permissions:
+            context.grant_permissions(list(permissions), origin=srv.url)
         context.set_default_timeout(TIMEOUT_MS)
         self.contexts.append(context)
         page = context.new_page()
@@ -192,18 +197,28 @@ def unique(word: str) -> str:
     return f"{word}{uuid.uuid4().hex[:10]}"
 
 
+def row_action(page: Any, session_id: str, testid: str) -> None:
+    """Choose an action from a session row's menu (rename, tags, pin, archive, delete)."""
+    item = session_item(page, session_id)
+    item.get_by_test_id("session-menu").click()
+    item.get_by_test_id(testid).click()
+
+
+def session_count(srv: Server) -> int:
+    return int(srv.call("list", limit=1, archived=None)["total_sessions"])
+
+
 # -- 1. history --------------------------------------------------------------------------
 
 
 def test_history_is_restored_after_a_reload(server: Server, pages: Pages) -> None:
     """The seed's core promise: what was said in a session is there again after a reload
-    (same messages, same order, same roles, all complete), and matches the server."""
+    (same messages, same order, same roles, all complete), and matches the server. The
+    session is created by the first message, not by opening the page."""
+    before_visit = session_count(server)
     page = pages.open(server)
-    first = current_id(page)
-    page.get_by_test_id("new-session").click()
-    expect(page.get_by_test_id("current-session-id")).not_to_have_text(first)
-    sid = current_id(page)
-    expect(session_item(page, sid)).to_have_count(1)
+    expect(page.get_by_test_id("current-session-id")).to_have_text("")
+    assert session_count(server) == before_visit
 
     sent = [
         ("user", f"Hello there {unique('h')}", True),
@@ -215,6 +230,9 @@ def test_history_is_restored_after_a_reload(server: Server, pages: Pages) -> Non
         expect(message_with_text(page, text.split("\n")[-1])).to_have_attribute(
             "data-status", "complete"
         )
+    sid = current_id(page)
+    expect(session_item(page, sid)).to_have_count(1)
+    assert session_count(server) == before_visit + 1
     before = message_rows(page)
     assert [(r["role"], r["text"], r["status"]) for r in before] == [
         (role, text, "complete") for role, text, _ in sent
@@ -245,8 +263,8 @@ def test_other_windows_see_messages_within_a_second_and_deletions_live(
     doomed = server.start_session(unique("Doomed "))
     server.append(doomed, "user", "delete me")
 
-    a = pages.open(server)
-    shared = current_id(a)
+    shared = server.start_session(unique("Shared "))
+    a = pages.open(server, session=shared)
     b = pages.open(server)
     expect(session_item(b, shared)).to_have_count(1)
     session_item(b, shared).locator(".session-open").click()
@@ -267,14 +285,16 @@ def test_other_windows_see_messages_within_a_second_and_deletions_live(
     assert [r["text"] for r in message_rows(b)] == [r["text"] for r in message_rows(a)]
 
     a.on("dialog", lambda d: d.accept())
-    session_item(a, doomed).get_by_test_id("session-delete").click()
+    row_action(a, doomed, "session-delete")
     expect(session_item(a, doomed)).to_have_count(0)
     expect(session_item(b, doomed)).to_have_count(0, timeout=2000)
 
-    # The session both windows have open, deleted in A: A moves on to a new session,
-    # B keeps showing it read-only with the "deleted in another window" banner.
-    session_item(a, shared).get_by_test_id("session-delete").click()
-    expect(a.get_by_test_id("current-session-id")).not_to_have_text(shared)
+    # The session both windows have open, deleted in A: A moves on to a new chat (no
+    # session until its first message), B keeps showing it read-only with the "deleted
+    # in another window" banner.
+    row_action(a, shared, "session-delete")
+    expect(a.get_by_test_id("current-session-id")).to_have_text("")
+    expect(a.locator("#current-title")).to_have_text("New chat")
     expect(session_item(b, shared)).to_have_count(0, timeout=2000)
     expect(b.locator("#deleted-banner")).to_be_visible()
     expect(b.get_by_test_id("composer")).to_be_disabled()
@@ -342,11 +362,11 @@ def test_message_sent_while_the_server_is_down_arrives_exactly_once(
     srv = Server(tmp_path / "data", tmp_path).start()
     try:
         page = pages.open(srv)
-        sid = current_id(page)
         send(page, "before the outage")
         expect(message_with_text(page, "before the outage")).to_have_attribute(
             "data-status", "complete"
         )
+        sid = current_id(page)
 
         srv.stop(sig)
         status = page.get_by_test_id("connection-status")
@@ -440,11 +460,14 @@ def test_streaming_voice_transcript_and_reply_show_as_they_happen(
     )
 
     def partial_texts(role_prefix: str) -> list[str]:
+        # Trailing spaces are not compared: a token's first frame shows as plain text
+        # ("Tomorrow "), its Markdown rendering a moment later without it ("Tomorrow").
         out: list[str] = []
         for s in samples:
             wanted = s["id"].startswith(role_prefix) and s["status"] == "partial"
-            if wanted and s["text"] and (not out or out[-1] != s["text"]):
-                out.append(s["text"])
+            text = s["text"].rstrip()
+            if wanted and text and (not out or out[-1] != text):
+                out.append(text)
         return out
 
     interims, tokens = partial_texts("voice-"), partial_texts("reply-")
@@ -538,6 +561,16 @@ def _seed_showcase(srv: Server) -> str:
                 "Yes: trains leave Rossio station every 20 minutes and take about 40 minutes. Go early, before the tour buses, and book Pena Palace tickets online.",
             ),
             ("user", "Perfect, thanks! Can you make that into a packing list too?"),
+            (
+                "assistant",
+                "Here is a packing list for four days in May:\n\n"
+                "| Item | How many |\n|:--|--:|\n| T-shirts | 4 |\n| Light jacket | 1 |\n"
+                "| Comfortable shoes | 2 pairs |\n\n"
+                "- **Sunscreen**: the sun is already strong in May\n"
+                "- A refillable water bottle\n\n"
+                "And for the train, save the timetable:\n\n"
+                "```text\nRossio -> Sintra  every 20 min  ~40 min\n```",
+            ),
         ],
         pinned=True,
         tags=["travel"],
@@ -566,10 +599,14 @@ def test_screenshots_of_the_session_browser_and_a_conversation(
         expect(items).to_have_count(5)
         first = items.first
         expect(first).to_have_attribute("data-session-id", trip)  # pinned first
-        expect(first.locator(".pin-mark")).to_be_visible()
+        expect(first.locator('.session-title [data-icon="pin"]')).to_be_visible()
         expect(first).to_have_attribute("aria-current", "true")
-        expect(page.locator(".session-preview")).to_have_count(5)
-        expect(page.get_by_test_id("message")).to_have_count(5)
+        # the untitled session is named by its first message, in the list as in a header
+        expect(
+            page.locator(".session-name", has_text="How do I undo the last git commit")
+        ).to_have_count(1)
+        expect(page.get_by_test_id("message")).to_have_count(6)
+        expect(page.locator(".msg-body table")).to_have_count(1)  # Markdown, rendered
         _expect_clean(page)
         page.evaluate("() => document.fonts.ready.then(() => true)")
         page.mouse.move(0, 0)
@@ -671,7 +708,7 @@ def test_list_totals_follow_live_changes(server: Server, pages: Pages) -> None:
     the server's own aggregates after live changes, without a reload."""
     page = pages.open(server)
     page.get_by_test_id("new-session").click()
-    send(page, unique("totals"))
+    send(page, unique("totals"))  # the first message creates the session
     send(page, unique("totals"))
     expect(message_with_text(page, "totals").last).to_have_attribute("data-status", "complete")
 
@@ -707,18 +744,18 @@ def test_rename_tags_pin_archive_and_export_from_the_page(server: Server, pages:
         session: dict[str, Any] = server.call("load", session_id=sid)["session"]
         return session
 
-    item.get_by_test_id("rename").click()
+    row_action(page, sid, "rename")
     page.get_by_test_id("rename-input").fill("Renamed from the page")
     page.get_by_test_id("rename-input").press("Enter")
     expect(item).to_contain_text("Renamed from the page")
     wait_until(lambda: stored()["title"] == "Renamed from the page", what="the rename stored")
 
-    item.get_by_test_id("tags").click()
+    row_action(page, sid, "tags")
     page.get_by_test_id("tags-input").fill("alpha, #beta")
     page.get_by_test_id("tags-input").press("Enter")
     wait_until(lambda: stored()["tags"] == ["alpha", "beta"], what="the tags stored")
 
-    item.get_by_test_id("pin").click()
+    row_action(page, sid, "pin")
     expect(item.get_by_test_id("pin")).to_have_attribute("aria-pressed", "true")
     wait_until(lambda: stored()["pinned"] is True, what="the pin stored")
 
@@ -728,7 +765,7 @@ def test_rename_tags_pin_archive_and_export_from_the_page(server: Server, pages:
     assert download.value.suggested_filename.endswith(".md")
     assert word in Path(path).read_text()
 
-    item.get_by_test_id("archive").click()
+    row_action(page, sid, "archive")
     wait_until(lambda: stored()["archived"] is True, what="the archive stored")
     expect(item).to_have_count(0)  # archived sessions are hidden by default
     page.locator("#filters summary").click()

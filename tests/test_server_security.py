@@ -291,3 +291,71 @@ async def test_no_cors_headers_and_preflights_are_not_granted(api: Api) -> None:
         assert not any(h.lower().startswith("access-control-") for h in r.headers)
     async with api.client.post("/api/sessions/list", json={}) as r:
         assert not any(h.lower().startswith("access-control-") for h in r.headers)
+
+
+ALLOWED = "http://127.0.0.1:5199"
+
+
+def _cors_headers(r: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in r.headers.items() if k.lower().startswith("access-control-")}
+
+
+async def test_a_configured_origin_gets_real_cors_on_preflights_api_and_static(
+    make_api: Any,
+) -> None:
+    """Regression (issue 13): with --allow-origin the preflight got 405 and no
+    Access-Control-Allow-Origin was sent, so the README's front-end example could not work
+    from that origin."""
+    api: Api = await make_api(allow_origins=(ALLOWED,), token="t0k")
+    for path in ("/api/sessions/append", "/api/sessions/list", "/static/sessionManager.js"):
+        headers = {
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        }
+        async with api.client.options(path, headers=headers) as r:
+            assert r.status == 204, path
+            cors = _cors_headers(r)
+        assert cors["access-control-allow-origin"] == ALLOWED
+        assert "POST" in cors["access-control-allow-methods"]
+        assert {"authorization", "content-type"} <= {
+            h.strip().lower() for h in cors["access-control-allow-headers"].split(",")
+        }
+    auth = {"Origin": ALLOWED, "Authorization": "Bearer t0k"}
+    async with api.client.post("/api/sessions/start", json={}, headers=auth) as r:
+        assert r.status == 200
+        assert r.headers["Access-Control-Allow-Origin"] == ALLOWED
+        assert "Origin" in r.headers.getall("Vary")
+    # a refusal is readable by that page too (it explains what is wrong)
+    async with api.client.post("/api/sessions/start", json={}, headers={"Origin": ALLOWED}) as r:
+        assert r.status == 401
+        assert r.headers["Access-Control-Allow-Origin"] == ALLOWED
+    async with api.client.get("/static/sessionManager.js", headers={"Origin": ALLOWED}) as r:
+        assert r.status == 200
+        assert r.headers["Access-Control-Allow-Origin"] == ALLOWED
+        assert r.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+
+
+async def test_other_origins_get_no_cors_even_when_one_is_configured(make_api: Any) -> None:
+    api: Api = await make_api(allow_origins=(ALLOWED,))
+    for origin in ("http://127.0.0.1:5200", "http://evil.example", "null"):
+        headers = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+        async with api.client.options("/api/sessions/start", headers=headers) as r:
+            assert r.status == 403, origin
+            assert not _cors_headers(r), origin
+        async with api.client.get("/static/sessionManager.js", headers={"Origin": origin}) as r:
+            assert r.status == 200
+            assert not _cors_headers(r), origin
+            assert r.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+
+
+async def test_a_preflight_for_headers_the_api_does_not_take_is_refused(make_api: Any) -> None:
+    api: Api = await make_api(allow_origins=(ALLOWED,))
+    for method, extra in (("POST", "x-evil"), ("DELETE", "")):
+        headers = {"Origin": ALLOWED, "Access-Control-Request-Method": method}
+        if extra:
+            headers["Access-Control-Request-Headers"] = f"content-type, {extra}"
+        async with api.client.options("/api/sessions/start", headers=headers) as r:
+            assert r.status == 403, (method, extra)
+            body = await r.json()
+        assert (extra or method) in body["error"]

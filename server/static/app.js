@@ -1,12 +1,15 @@
 // The page: wires the session manager to the header, the session browser, the
 // conversation and the banners, and decides what to open on load (the last
-// session of this browser, else a new one).
+// session of this browser, else a new chat, which is created on its first message).
 
 import sessionManager from './sessionManager.js';
 import { SessionBrowser } from './list.js';
 import { ConversationView } from './conversation.js';
-import { downloadBlob, frameBatched, h } from './dom.js';
+import { downloadBlob, frameBatched, h, oneLine, sessionLabel } from './dom.js';
+import { fillIcons, icon } from './icons.js';
 import { setupImport } from './importer.js';
+
+fillIcons();
 
 const manager = sessionManager;
 const MESSAGE_LIMIT = 200; // long sessions open on their last messages; older on demand
@@ -160,29 +163,44 @@ document.addEventListener('keydown', (e) => {
 function currentSummary() {
   const s = manager.session;
   if (!s || s.stale || s.deleted) return null;
-  const firstUser = s.message_start ? null : s.messages.find((m) => m.role === 'user');
   return {
     session_id: s.session_id, user_name: s.user_name, title: s.title, started_at: s.started_at,
     last_updated: s.last_updated, message_count: s.stats.total_messages,
     user_messages: s.stats.user_messages, assistant_messages: s.stats.assistant_messages,
-    preview: (firstUser?.content ?? '').slice(0, 100), type: s.metadata?.type || 'chat',
+    preview: firstUserText(s), type: s.metadata?.type || 'chat',
     tags: s.tags, pinned: s.pinned, archived: s.archived,
   };
 }
 
-const conversation = new ConversationView({ manager, onError: showError });
+/** The first user message of the open session, as the list's `preview` has it. */
+function firstUserText(s) {
+  if (!s.message_start) {
+    const first = s.messages.find((m) => m.role === 'user');
+    if (first) return first.content.slice(0, 100);
+  }
+  return browser?.items.get(s.session_id)?.preview ?? '';
+}
+
+const conversation = new ConversationView({
+  manager,
+  onError: showError,
+  ensureSession: () => manager.ensureSession('User', { type: 'chat' }),
+});
 const browser = new SessionBrowser({
   manager, onOpen: openSession, onError: showError, currentSummary,
 });
 
-async function openSession(sessionId) {
+/** Open a session; with `hit` ({message_index, terms}) scroll to and mark that message. */
+async function openSession(sessionId, hit = null) {
   if (isModal()) closeBrowser({ restoreFocus: false });
-  if (sessionId === manager.currentSessionId && !manager.session?.stale) {
-    if (isModal()) $('composer').focus();
-    return;
-  }
   try {
-    await manager.loadSession(sessionId, { messageLimit: MESSAGE_LIMIT });
+    if (sessionId !== manager.currentSessionId || manager.session?.stale) {
+      await manager.loadSession(sessionId, { messageLimit: MESSAGE_LIMIT });
+    }
+    if (hit?.message_index != null) {
+      conversation.render(); // the loaded messages must be on screen to scroll to one
+      await conversation.showHit(hit.message_index, hit.terms);
+    }
     if (isModal()) $('composer').focus();
   } catch (err) {
     if (err.code === 'not_found') browser.remove(sessionId);
@@ -190,28 +208,17 @@ async function openSession(sessionId) {
   }
 }
 
-let starting = false;
-async function newSession() {
-  if (starting) return;
-  starting = true;
-  for (const id of ['btn-new', 'btn-clear', 'browser-new']) $(id).disabled = true;
-  try {
-    await manager.startNewSession('User', { type: 'chat' });
-    if (isModal()) closeBrowser({ restoreFocus: false });
-    $('composer').focus();
-  } catch (err) {
-    if (err.code === 'network') showError(null, 'Cannot start a new session while offline');
-    else showError(err, 'Could not start a session');
-  } finally {
-    starting = false;
-    for (const id of ['btn-new', 'btn-clear', 'browser-new']) $(id).disabled = false;
-  }
+/** A new chat: nothing is created on the server until its first message is sent. */
+function newChat() {
+  manager.newChat();
+  if (isModal()) closeBrowser({ restoreFocus: false });
+  hideError();
+  $('composer').focus();
 }
 
-$('btn-new').addEventListener('click', newSession);
-$('btn-clear').addEventListener('click', newSession); // the seed: Clear starts a new session
-$('browser-new').addEventListener('click', newSession);
-$('deleted-new').addEventListener('click', newSession);
+$('btn-new').addEventListener('click', newChat);
+$('browser-new').addEventListener('click', newChat);
+$('deleted-new').addEventListener('click', newChat);
 $('deleted-browse').addEventListener('click', openBrowser);
 
 // ---- import ------------------------------------------------------------------------
@@ -236,6 +243,21 @@ for (const button of document.querySelectorAll('.export [data-format]')) {
   });
 }
 
+$('export-all').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const button = e.submitter || $('export-all').querySelector('button');
+  button.disabled = true;
+  try {
+    const format = $('export-all-format').value;
+    const { blob, filename } = await manager.exportSession('all', format);
+    downloadBlob(blob, filename);
+  } catch (err) {
+    showError(err, 'Could not export the sessions');
+  } finally {
+    button.disabled = false;
+  }
+});
+
 // ---- header, status, banners --------------------------------------------------------------
 
 const STATUS_LABEL = { online: 'Online', connecting: 'Connecting…', offline: 'Offline' };
@@ -253,9 +275,10 @@ function renderStatus() {
 const renderHeader = frameBatched(() => {
   const s = manager.session;
   $('current-session-id').textContent = s?.session_id ?? '';
-  const title = s ? (s.title || 'Untitled session') : 'No session';
+  const title = s ? sessionLabel({ title: s.title, preview: firstUserText(s) }) : 'New chat';
   $('current-title').textContent = title;
-  document.title = s ? `${title} — sessionlog` : 'sessionlog';
+  $('current-title').title = s ? oneLine(s.title || firstUserText(s)) || title : title;
+  document.title = `${title} — sessionlog`;
   $('deleted-banner').hidden = !s?.deleted;
   for (const b of document.querySelectorAll('.export button')) b.disabled = !s || !!s.stale;
 
@@ -263,9 +286,10 @@ const renderHeader = frameBatched(() => {
   if (s) {
     const n = s.stats?.total_messages ?? s.messages.length;
     meta.push(h('span', { class: 'meta-count', text: `${n} message${n === 1 ? '' : 's'}` }));
-    if (s.metadata?.type === 'voice') meta.push(h('span', { class: 'badge', text: '🎙️ voice' }));
-    if (s.pinned) meta.push(h('span', { class: 'badge', text: '📌 pinned' }));
-    if (s.archived) meta.push(h('span', { class: 'badge', text: '🗄️ archived' }));
+    const badge = (name, text) => h('span', { class: 'badge' }, icon(name, { size: 12 }), text);
+    if (s.metadata?.type === 'voice') meta.push(badge('mic', 'voice'));
+    if (s.pinned) meta.push(badge('pin', 'pinned'));
+    if (s.archived) meta.push(badge('archive', 'archived'));
     for (const tag of s.tags || []) meta.push(h('span', { class: 'tag', text: tag }));
   }
   $('chat-meta').replaceChildren(...meta);
@@ -274,8 +298,8 @@ const renderHeader = frameBatched(() => {
 });
 
 manager.onChange(({ reason }) => {
-  if (reason === 'closed' && !starting) newSession(); // the open session was deleted here
-  // A session just started (here or by resumeOrStart) may not be in the list yet.
+  // (reason 'closed': the open session was deleted here; the page is then a new chat)
+  // A session just started (here or by ensureSession) may not be in the list yet.
   if (reason === 'loaded') {
     const row = currentSummary();
     if (row && !browser.items.has(row.session_id)) browser.upsert(row);
@@ -308,14 +332,16 @@ function waitOnline() {
   });
 }
 
-/** Reopen this browser's last session, else start one; survive a server that is away. */
+/** Reopen this browser's last session, else show a new chat; survive a server that is
+ *  away. Nothing is created here: an empty session is never left behind by a visit. */
 async function start() {
-  // resumeOrStart opens it (or a new session if it does not exist).
   if (sessionFromHash) manager._rememberLast(sessionFromHash);
   manager.connect();
   for (;;) {
     try {
-      await manager.resumeOrStart({ messageLimit: MESSAGE_LIMIT });
+      await manager.resume({ messageLimit: MESSAGE_LIMIT });
+      renderHeader();
+      conversation.schedule();
       return;
     } catch (err) {
       if (err.code !== 'network') {

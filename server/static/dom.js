@@ -100,18 +100,27 @@ export function downloadBlob(blob, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
-/** A short, human label for a session: its title, else the seed's "Session <id>". */
+/** A message as a one-line preview: whitespace runs become one space. */
+export function oneLine(text) {
+  return String(text ?? '').replace(/\s+/g, ' ').trim();
+}
+
+export const UNTITLED = 'New chat';
+
+/**
+ * The one name of a session, the same in the list, the header and the tab: its title,
+ * else its first user message (the list's `preview`, trimmed), else "New chat".
+ */
 export function sessionLabel(s) {
-  const title = (s?.title || '').trim();
-  return title || `Session ${s?.session_id ?? ''}`;
+  return oneLine(s?.title) || oneLine(s?.preview).slice(0, 100) || UNTITLED;
 }
 
 /** Comma- or newline-separated tags → a clean, de-duplicated list. */
 export function parseTags(text) {
-  const seen = new Set();
+  const seen = new Map(); // "work" and "Work" are one tag: the first spelling is kept
   for (const raw of String(text).split(/[,\n]/)) {
     const tag = raw.trim().replace(/^#/, '').slice(0, 64);
-    if (tag) seen.add(tag);
+    if (tag && !seen.has(tag.toLowerCase())) seen.set(tag.toLowerCase(), tag);
   }
-  return [...seen].slice(0, 64);
+  return [...seen.values()].slice(0, 64);
 }

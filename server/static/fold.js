@@ -105,6 +105,7 @@ export function applyEvent(session, event) {
         m.content = d.content ?? m.content;
         if (d.metadata != null) m.metadata = d.metadata;
         copyTools(m, d);
+        m.edited = true; // client-only, like `pending`: shown as "edited"
       }
       break;
     }

@@ -45,13 +45,17 @@ export class HttpApi {
     this.fetch = fetchImpl || ((...a) => globalThis.fetch(...a));
   }
 
-  /** The raw Response of a POST (network failures become code 'network'). */
+  /**
+   * The raw Response of a POST to /api/sessions/<op>, or to `op` itself when it is a
+   * path (`/api/render`). Network failures become code 'network'.
+   */
   async post(op, body) {
     const { baseUrl, token } = this.config();
+    const path = op.startsWith('/') ? op : `/api/sessions/${op}`;
     const headers = { 'Content-Type': 'application/json' };
     if (token) headers.Authorization = `Bearer ${token}`;
     try {
-      return await this.fetch(`${baseUrl}/api/sessions/${op}`, {
+      return await this.fetch(`${baseUrl}${path}`, {
         method: 'POST', headers, body: JSON.stringify(body ?? {}),
       });
     } catch (err) {

@@ -3,6 +3,7 @@
 // list events from other windows folded into what is on screen.
 
 import { debounce, formatDateTime, frameBatched, h, parseTags, sessionLabel } from './dom.js';
+import { icon } from './icons.js';
 
 const PAGE_SIZE = 50;
 
@@ -31,6 +32,7 @@ export class SessionBrowser {
       until: $('filter-until'), archived: $('filter-archived'), reset: $('filter-reset'),
     };
     this.items = new Map(); // session_id -> summary
+    this.hits = new Map(); // session_id -> {message_index, snippet} for the current query
     this.order = []; // session ids as shown
     this.nodes = new Map(); // session_id -> {li, key}
     this.hasMore = false;
@@ -65,6 +67,18 @@ export class SessionBrowser {
     // One delegated listener for every row: thousands of rows, one handler.
     this.el.list.addEventListener('click', (e) => this.onClick(e));
     this.el.list.addEventListener('keydown', (e) => this.onKeydown(e));
+    // One row menu open at a time; a click elsewhere closes it.
+    document.addEventListener('click', (e) => {
+      for (const menu of this.el.list.querySelectorAll('details.row-menu[open]')) {
+        if (!menu.contains(e.target)) menu.open = false;
+      }
+    });
+    this.el.list.addEventListener('toggle', (e) => {
+      if (!e.target.open) return;
+      for (const menu of this.el.list.querySelectorAll('details.row-menu[open]')) {
+        if (menu !== e.target) menu.open = false;
+      }
+    }, true);
     this.el.list.addEventListener('submit', (e) => {
       e.preventDefault();
       const li = e.target.closest('li.session');
@@ -97,6 +111,7 @@ export class SessionBrowser {
       const data = await this.manager.listSessions(PAGE_SIZE, 0, this.filters());
       if (token !== this.token) return;
       this.items.clear();
+      this.hits.clear();
       this.order = [];
       this.accept(data);
       // A session started while this page was being fetched is still ours to show.
@@ -133,6 +148,7 @@ export class SessionBrowser {
   }
 
   accept(data) {
+    for (const hit of data.hits || []) this.hits.set(hit.session_id, hit);
     for (const s of data.sessions || []) {
       // Live changes shift pages under us: an id already shown is not shown twice.
       if (!this.items.has(s.session_id)) this.order.push(s.session_id);
@@ -153,7 +169,8 @@ export class SessionBrowser {
     const f = this.filters();
     if (f.archived === false && s.archived) return false;
     if (f.type && (s.type || 'chat') !== f.type) return false;
-    if (f.tag && !(s.tags || []).includes(f.tag)) return false;
+    const tag = f.tag.toLowerCase(); // "work" and "Work" are one tag
+    if (tag && !(s.tags || []).some((t) => t.toLowerCase() === tag)) return false;
     // As the server does: `since` bounds the last activity, `until` the start (UTC days).
     if (f.since && (s.last_updated || '').slice(0, 10) < f.since) return false;
     if (f.until && (s.started_at || '').slice(0, 10) > f.until) return false;
@@ -233,7 +250,7 @@ export class SessionBrowser {
       seen.add(id);
       const s = this.items.get(id);
       const key = JSON.stringify([s, id === this.currentId,
-        this.editing?.id === id ? this.editing.kind : null]);
+        this.editing?.id === id ? this.editing.kind : null, this.hits.get(id) ?? null]);
       let node = this.nodes.get(id);
       if (!node || node.key !== key) {
         const li = this.row(s);
@@ -272,46 +289,71 @@ export class SessionBrowser {
     this.el.empty.textContent = filtered ? 'No session matches.' : 'No sessions yet.';
   }
 
+  /** The words of the search box, as the page highlights them. */
+  terms() {
+    return this.filters().query.split(/\s+/).map((t) => t.replace(/^["']+|["'*]+$/g, ''))
+      .filter(Boolean);
+  }
+
   row(s) {
     const id = s.session_id;
     const label = sessionLabel(s);
     const current = id === this.currentId;
     const count = s.message_count ?? 0;
     const editing = this.editing?.id === id ? this.editing.kind : null;
+    const hit = this.hits.get(id);
     const li = h('li', {
       class: `session${current ? ' current' : ''}${s.archived ? ' archived' : ''}`,
       'data-testid': 'session-item', 'data-session-id': id,
       'aria-current': current ? 'true' : null,
     });
-    const open = h('button', { type: 'button', class: 'session-open', 'data-action': 'open',
-      'aria-label': `Open ${label}, ${count} messages${current ? ' (current)' : ''}` },
+    const mark = (name, title) => h('span', { class: 'row-mark', title }, icon(name, { size: 13 }),
+      h('span', { class: 'sr-only', text: title }));
+    li.append(h('button', {
+      type: 'button', class: 'session-open', 'data-action': 'open', title: label,
+      'aria-label': `Open ${label}, ${count} messages${current ? ' (current)' : ''}`,
+    },
     h('span', { class: 'session-title' },
-      s.pinned ? h('span', { class: 'pin-mark', title: 'Pinned', 'aria-hidden': 'true' }, '📌') : null,
-      s.type === 'voice' ? h('span', { class: 'type-mark', title: 'Voice', 'aria-hidden': 'true' }, '🎙️') : null,
+      s.pinned ? mark('pin', 'Pinned') : null,
+      s.type === 'voice' ? mark('mic', 'Voice') : null,
       h('span', { class: 'session-name', text: label })),
     h('span', { class: 'session-meta' },
       h('time', { datetime: s.last_updated || '', text: formatDateTime(s.last_updated) }),
-      ` • ${count} msg${count === 1 ? '' : 's'}`,
-      s.archived ? ' • archived' : ''),
-    s.preview ? h('span', { class: 'session-preview', text: `“${s.preview}”` }) : null);
-    li.append(open);
-    if (s.tags?.length) {
-      li.append(h('ul', { class: 'tag-list', 'aria-label': 'Tags' },
-        s.tags.map((t) => h('li', { class: 'tag', text: t }))));
-    }
+      ` · ${count} msg${count === 1 ? '' : 's'}`,
+      s.archived ? ' · archived' : '',
+      ...(s.tags || []).map((t) => h('span', { class: 'tag', text: t }))),
+    hit ? this.snippet(hit) : null));
     if (editing) li.append(this.editor(s, editing));
-    const act = (action, testid, icon, text, pressed) => h('button', {
-      type: 'button', class: 'icon-button', 'data-action': action, 'data-testid': testid,
-      'aria-label': `${text}: ${label}`, title: text,
-      'aria-pressed': pressed == null ? null : String(pressed),
-    }, icon);
-    li.append(h('div', { class: 'session-actions' },
-      act('rename', 'rename', '✏️', 'Rename'),
-      act('tags', 'tags', '🏷️', 'Edit tags'),
-      act('pin', 'pin', '📌', s.pinned ? 'Unpin' : 'Pin', !!s.pinned),
-      act('archive', 'archive', '🗄️', s.archived ? 'Unarchive' : 'Archive', !!s.archived),
-      act('delete', 'session-delete', '🗑️', 'Delete')));
+    const item = (action, testid, name, text, pressed) => h('button', {
+      type: 'button', class: 'menu-item', role: 'menuitem', 'data-action': action,
+      'data-testid': testid, 'aria-pressed': pressed == null ? null : String(pressed),
+    }, icon(name), h('span', { text }));
+    li.append(h('details', { class: 'row-menu' },
+      h('summary', {
+        class: 'icon-button row-menu-button', 'data-testid': 'session-menu',
+        'aria-label': `Actions for ${label}`, title: 'Rename, tag, pin, archive or delete',
+      }, icon('more')),
+      h('div', { class: 'menu', role: 'menu', 'aria-label': `Actions for ${label}` },
+        item('rename', 'rename', 'pencil', 'Rename'),
+        item('tags', 'tags', 'tag', 'Edit tags'),
+        item('pin', 'pin', 'pin', s.pinned ? 'Unpin' : 'Pin', !!s.pinned),
+        item('archive', 'archive', 'archive', s.archived ? 'Unarchive' : 'Archive', !!s.archived),
+        item('delete', 'session-delete', 'trash', 'Delete'))));
     return li;
+  }
+
+  /** A search hit's snippet, its matched terms highlighted (\u0002…\u0003 from the API). */
+  snippet(hit) {
+    const parts = [];
+    let marked = false;
+    for (const piece of hit.snippet.split(/([\u0002\u0003])/)) {
+      if (piece === '\u0002') marked = true;
+      else if (piece === '\u0003') marked = false;
+      else if (piece) parts.push(marked ? h('mark', { text: piece }) : piece);
+    }
+    const where = hit.message_index == null ? 'title' : `message ${hit.message_index + 1}`;
+    return h('span', { class: 'session-snippet', 'data-testid': 'search-snippet', title: `Found in ${where}` },
+      ...parts);
   }
 
   /** The inline rename / tags form (Enter saves, Escape cancels). */
@@ -320,7 +362,7 @@ export class SessionBrowser {
     const input = h('input', {
       type: 'text', class: 'edit-input', 'data-testid': isTags ? 'tags-input' : 'rename-input',
       'aria-label': isTags ? 'Tags, separated by commas' : 'Session title',
-      placeholder: isTags ? 'tag, another tag' : `Session ${s.session_id}`,
+      placeholder: isTags ? 'tag, another tag' : sessionLabel({ preview: s.preview }),
       maxlength: isTags ? null : '500',
     });
     input.value = isTags ? (s.tags || []).join(', ') : (s.title || '');
@@ -345,10 +387,14 @@ export class SessionBrowser {
     if (!li) return;
     const actionEl = e.target.closest('[data-action]');
     // A click in the inline editor (its input, its Save) is not "open this session".
-    if (!actionEl && e.target.closest('.session-edit')) return;
+    if (!actionEl && e.target.closest('.session-edit, details.row-menu')) return;
     const id = li.dataset.sessionId;
     const action = actionEl?.dataset.action ?? 'open';
-    if (action === 'open') this.onOpen(id);
+    if (actionEl?.closest('details.row-menu')) actionEl.closest('details.row-menu').open = false;
+    if (action === 'open') {
+      const hit = this.hits.get(id);
+      this.onOpen(id, hit ? { message_index: hit.message_index, terms: this.terms() } : null);
+    }
     else if (action === 'rename' || action === 'tags') this.startEdit(id, action);
     else if (action === 'cancel-edit') this.stopEdit(true);
     else if (action === 'pin') this.toggle(id, 'pinned');
@@ -357,6 +403,14 @@ export class SessionBrowser {
   }
 
   onKeydown(e) {
+    const menu = e.target.closest?.('details.row-menu[open]');
+    if (e.key === 'Escape' && menu) {
+      e.preventDefault();
+      e.stopPropagation();
+      menu.open = false;
+      menu.querySelector('summary').focus();
+      return;
+    }
     if (e.key === 'Escape' && this.editing) {
       e.preventDefault();
       e.stopPropagation(); // do not also close the browser
@@ -375,7 +429,7 @@ export class SessionBrowser {
     this.editing = null;
     this.render();
     if (restoreFocus && id) {
-      this.nodes.get(id)?.li.querySelector(`[data-action="${kind}"]`)?.focus();
+      this.nodes.get(id)?.li.querySelector('.row-menu-button')?.focus();
     }
   }
 
@@ -396,7 +450,7 @@ export class SessionBrowser {
     this.render();
     // The row was rebuilt: keep focus on the same control (or the search box if the
     // row left the list, e.g. archived while archived ones are hidden).
-    const again = this.nodes.get(id)?.li.querySelector(`[data-action="${action}"]`);
+    const again = this.nodes.get(id)?.li.querySelector('.row-menu-button');
     (again || this.el.search).focus();
     await this.update(id, fields, `Could not ${fields[field] ? '' : 'un'}${action}`);
   }

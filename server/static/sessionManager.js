@@ -2,6 +2,9 @@
 //
 //   import sessionManager, { startNewSession, addMessage, subscribe } from '/static/sessionManager.js';
 //
+// Imported from another origin (a server started with --allow-origin), it talks to the
+// server it was loaded from.
+//
 // Writes are sent at once (WebSocket, else HTTP), shown optimistically, and kept in
 // a persistent outbox until the server acknowledges them, so nothing typed while the
 // server is away is lost and nothing is ever written twice (client-chosen ids make
@@ -39,8 +42,22 @@ function defaultStorage() {
 
 const EXPORT_EXT = { openai: 'jsonl', sharegpt: 'jsonl', events: 'jsonl', markdown: 'md' };
 
+/**
+ * The server this module was loaded from: a page on another origin that imports
+ * http://127.0.0.1:5174/static/sessionManager.js talks to that server, not to itself.
+ */
+function moduleOrigin() {
+  try {
+    const origin = new URL(import.meta.url).origin;
+    if (origin && origin !== 'null') return origin;
+  } catch {
+    /* a bundler may rewrite import.meta.url: fall back to the page's origin */
+  }
+  return globalThis.location?.origin ?? '';
+}
+
 export class SessionManager {
-  constructor({ baseUrl = globalThis.location?.origin ?? '', token = null,
+  constructor({ baseUrl = moduleOrigin(), token = null,
     storage = defaultStorage(), WebSocketImpl = globalThis.WebSocket, fetchImpl } = {}) {
     this.baseUrl = String(baseUrl).replace(/\/+$/, '');
     this.token = token;
@@ -171,6 +188,44 @@ export class SessionManager {
       }
     }
     await this.startNewSession(userName, metadata);
+    return this.session;
+  }
+
+  /**
+   * Reopen the last session of this browser, if there is one and it still exists;
+   * otherwise leave no current session (a new chat: the first message creates it, see
+   * ensureSession). Returns the session or null. Network errors are thrown.
+   */
+  async resume({ messageLimit } = {}) {
+    const last = this.lastSessionId;
+    if (!last) return null;
+    try {
+      return await this.loadSession(last, { messageLimit });
+    } catch (err) {
+      if (err.code !== 'not_found' && err.code !== 'invalid_request') throw err;
+      this._forgetLast(last);
+      return null;
+    }
+  }
+
+  /**
+   * Start a new chat without creating anything on the server: the current session is
+   * let go, and the next ensureSession() (the page calls it on the first message)
+   * creates one. Opening a page or pressing New never leaves an empty session behind.
+   */
+  newChat() {
+    const prev = this.currentSessionId;
+    if (prev) this._forgetLast(prev);
+    ++this._loadToken; // a load still under way must not reopen something
+    if (prev || this.session) this._closeCurrent('new');
+  }
+
+  /** The current session, started first if there is none (a new chat's first message). */
+  async ensureSession(userName = 'User', metadata = { type: 'chat' }) {
+    if (this.session && !this.session.deleted) return this.session;
+    this._starting ??= this.startNewSession(userName, metadata)
+      .finally(() => { this._starting = null; });
+    await this._starting;
     return this.session;
   }
 
@@ -321,14 +376,14 @@ export class SessionManager {
     this._pump(session.session_id);
   }
 
-  _closeCurrent() {
+  _closeCurrent(reason = 'closed') {
     this._gen++;
     this._ownSeqs.clear();
     const prev = this.currentSessionId;
     this.session = null;
     this.currentSessionId = null;
     if (prev) this._release(prev);
-    this._emitChange('closed');
+    this._emitChange(reason);
   }
 
   _markDeleted(sessionId, byUs = false) {
@@ -383,6 +438,34 @@ export class SessionManager {
     });
     this._emitChange('message', { message });
     return message;
+  }
+
+  /**
+   * Change a message's content (a `message.edited` event): shown at once, sent like
+   * every write (queued while offline). `metadata` replaces the message's metadata;
+   * either way it records `edited_at`, so the edit shows after a reload too.
+   */
+  editMessage(messageId, content, metadata) {
+    const s = this.session;
+    if (!s) throw apiError('no current session: start or load one first', 'no_session', 0);
+    if (s.deleted) throw apiError('this session was deleted', 'not_found', 404);
+    const m = findMessage(s, messageId);
+    if (!m) throw apiError(`no message ${messageId} in this session`, 'not_found', 404);
+    if (m.status === 'partial') {
+      throw apiError('this message is still streaming: edit it once it is complete',
+        'invalid_request', 0);
+    }
+    const meta = { ...(metadata ?? m.metadata ?? {}), edited_at: nowIso() };
+    Object.assign(m, { content: String(content ?? ''), metadata: meta, edited: true });
+    this._emitChange('edited', { message: m });
+    const sid = s.session_id;
+    this._enqueue(sid, {
+      kind: 'edit',
+      gen: this._gen,
+      frame: { session_id: sid, message_id: messageId, content: m.content, metadata: meta,
+        id: newId('e') },
+    });
+    return m;
   }
 
   /** Stream into a partial message: `append` LLM tokens, or `replace` an interim transcript. */
@@ -773,4 +856,6 @@ export const exportSession = sessionManager.exportSession.bind(sessionManager);
 export const streamDelta = sessionManager.streamDelta.bind(sessionManager);
 export const completeMessage = sessionManager.completeMessage.bind(sessionManager);
 export const onList = sessionManager.onList.bind(sessionManager);
+export const editMessage = sessionManager.editMessage.bind(sessionManager);
+export const newChat = sessionManager.newChat.bind(sessionManager);
 export const onStatus = sessionManager.onStatus.bind(sessionManager);

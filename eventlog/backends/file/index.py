@@ -33,7 +33,7 @@ from ...model import Message, Session, Summary, summarize
 from ...requests import ListRequest
 from ...results import ListResult
 from . import listing
-from .listing import SLOT_BITS
+from .listing import SLOT_BITS, folded_tags
 
 _REBUILD_BATCH = 2000
 
@@ -56,6 +56,7 @@ CREATE INDEX IF NOT EXISTS sessions_started ON sessions
     (archived, started_at, type, message_count, pinned, last_updated, session_id);
 CREATE INDEX IF NOT EXISTS sessions_updated
     ON sessions (archived, last_updated, started_at, type, message_count);
+-- tag is casefolded: "Work" and "work" are one tag (the summary keeps the spelling)
 CREATE TABLE IF NOT EXISTS tags (sid INTEGER, tag TEXT, PRIMARY KEY (sid, tag)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_by_tag ON tags (tag, sid);
 CREATE TABLE IF NOT EXISTS totals (
@@ -192,7 +193,9 @@ class Index:
         if old is None or old[2] != tags:
             if old is not None:
                 db.execute("DELETE FROM tags WHERE sid = ?", (sid,))
-            db.executemany("INSERT INTO tags VALUES (?, ?)", ((sid, t) for t in set(summary.tags)))
+            db.executemany(
+                "INSERT INTO tags VALUES (?, ?)", ((sid, t) for t in folded_tags(summary.tags))
+            )
         base = sid << SLOT_BITS
         if full:
             if old is not None:

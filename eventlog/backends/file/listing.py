@@ -17,7 +17,7 @@ import msgspec
 
 from ...model import Summary
 from ...requests import ListRequest
-from ...results import ListResult, iso_ms, until_bound
+from ...results import ListResult, SearchHit, iso_ms, until_bound
 
 SLOT_BITS = 32  # a docs rowid is sid << SLOT_BITS | slot (see index.py)
 _TITLE_WEIGHT = 10.0  # bm25 weight of the title column against 1.0 for message bodies
@@ -28,6 +28,11 @@ _AGG_OVER = ", ".join(f"{a} OVER ()" for a in _AGG.split(", "))
 _WORD = re.compile(r"[^\W_]+")  # a run of letters/digits, roughly a unicode61 token
 _ORDER = "s.pinned DESC, s.last_updated DESC, s.session_id"
 _decode_summary = msgspec.msgpack.Decoder(Summary).decode
+
+
+def folded_tags(tags: Sequence[str]) -> set[str]:
+    """Tags as the index keeps and compares them: without case."""
+    return {t.casefold() for t in tags}
 
 
 def fts_query(text: str | None) -> str | None:
@@ -84,12 +89,43 @@ def query(db: sqlite3.Connection, req: ListRequest, now: datetime | None = None)
             conds.append(sql)
             args.append(value)
     terms = fts_terms(req.query)
+    hits: list[SearchHit] = []
     if terms is None:
         rows, aggs = _list(db, req, conds, args, dates)
     else:
         rows, aggs = _search(db, terms, req, conds, args, dates)
     sessions = [_decode_summary(r[0]) for r in rows]
-    return ListResult.page(sessions, aggs, req.limit, req.offset)
+    hits = []
+    if terms is not None and rows:
+        hits = _snippets(
+            db,
+            " AND ".join(terms),
+            [(r[1], s.session_id) for r, s in zip(rows, sessions, strict=True)],
+        )
+    return ListResult.page(sessions, aggs, req.limit, req.offset, hits)
+
+
+SNIPPET_TOKENS = 16  # words of context in a search snippet
+
+
+def _snippets(db: sqlite3.Connection, match: str, page: list[tuple[int, str]]) -> list[SearchHit]:
+    """The best-matching doc of each listed session and a snippet of it: one FTS query
+    per session, confined to its rowid range (a page holds at most ``limit`` of them)."""
+    out = []
+    for sid, session_id in page:
+        base = sid << SLOT_BITS
+        try:
+            row = db.execute(
+                "SELECT rowid, snippet(docs, -1, char(2), char(3), '…', ?) FROM docs "
+                "WHERE docs MATCH ? AND rowid BETWEEN ? AND ? ORDER BY rank LIMIT 1",
+                (SNIPPET_TOKENS, match, base, base + (1 << SLOT_BITS) - 1),
+            ).fetchone()
+        except sqlite3.OperationalError:
+            continue  # a snippet is a nicety: never fail the list for it
+        if row is not None:
+            slot = row[0] & ((1 << SLOT_BITS) - 1)
+            out.append(SearchHit(session_id, None if slot == 0 else slot - 1, row[1]))
+    return out
 
 
 def _list(
@@ -102,7 +138,7 @@ def _list(
     where = " AND ".join(conds)
     # with a tag, CROSS JOIN makes the tag's (usually few) sessions drive the query
     src, tag_where, tag_args = (
-        ("tags t CROSS JOIN sessions s ON s.sid = t.sid", "t.tag = ? AND ", [req.tag])
+        ("tags t CROSS JOIN sessions s ON s.sid = t.sid", "t.tag = ? AND ", [req.tag.casefold()])
         if req.tag is not None
         else ("sessions s", "", [])
     )
@@ -133,7 +169,7 @@ def _list(
     else:
         if req.tag is not None:
             conds = [*conds, "s.sid IN (SELECT sid FROM tags WHERE tag = ?)"]
-            args = [*args, req.tag]
+            args = [*args, req.tag.casefold()]
         hint = "sessions_started" if req.until is not None else "sessions_order"
         if req.archived is None and req.until is None:
             hint, conds = "sessions_order_all", conds[1:]  # it has no `archived`
@@ -156,7 +192,7 @@ def _search(
 ) -> tuple[list[Any], tuple[int, int, int, int]]:
     if req.tag is not None:
         conds = [*conds, "s.sid IN (SELECT sid FROM tags WHERE tag = ?)"]
-        args = [*args, req.tag]
+        args = [*args, req.tag.casefold()]
     where = " AND ".join(conds)
     match = " AND ".join(terms)
     try:
@@ -170,7 +206,8 @@ def _search(
             (*hargs, *dates, *args, req.limit, req.offset),
         ).fetchall()
         if keys:
-            return _summaries(db, [k[0] for k in keys]), _nums(keys[0][1:])
+            sids = [k[0] for k in keys]
+            return _summaries(db, sids, with_sid=True), _nums(keys[0][1:])
         if req.offset == 0:
             return [], (0, 0, 0, 0)
         agg = db.execute(  # a page past the end still reports the totals
@@ -230,8 +267,8 @@ def _more_than(db: sqlite3.Connection, match: str, n: int) -> bool:
     return bool(row[0] > n)
 
 
-def _summaries(db: sqlite3.Connection, sids: list[int]) -> list[Any]:
-    """The summary rows of ``sids``, in that order."""
+def _summaries(db: sqlite3.Connection, sids: list[int], *, with_sid: bool = False) -> list[Any]:
+    """The summary rows of ``sids``, in that order (``(blob, sid)`` with ``with_sid``)."""
     marks = ",".join("?" * len(sids))
     blobs = dict(db.execute(f"SELECT sid, summary FROM sessions WHERE sid IN ({marks})", sids))
-    return [(blobs[sid],) for sid in sids]
+    return [(blobs[sid], sid) if with_sid else (blobs[sid],) for sid in sids]
