@@ -76,6 +76,7 @@ class AppendResponse(msgspec.Struct):
 class UpdateResponse(msgspec.Struct):
     seq: int
     session: Summary
+    duplicate: bool = False  # a retry of an update already made (same ``id``)
 
 
 class DeleteResponse(msgspec.Struct):
@@ -84,6 +85,10 @@ class DeleteResponse(msgspec.Struct):
 
 class ImportResponse(msgspec.Struct):
     imported: list[str]
+
+
+class CompactResponse(msgspec.Struct):
+    compacted: int  # sessions whose snapshot was brought up to date
 
 
 class HealthResponse(msgspec.Struct):
@@ -206,7 +211,7 @@ async def update(request: web.Request) -> web.Response:
     backend = request.app[BACKEND]
     result = await backend.update(req)
     loaded = await backend.load(LoadRequest(session_id=req.session_id))
-    return ok(UpdateResponse(result.seq, summarize(loaded.session)))
+    return ok(UpdateResponse(result.seq, summarize(loaded.session), result.duplicate))
 
 
 async def export(request: web.Request) -> web.StreamResponse:
@@ -249,6 +254,13 @@ async def import_sessions(request: web.Request) -> web.Response:
     body = await read_body(request, request.app[CONFIG].limits.import_bytes, IMPORT_TYPES)
     imported = await request.app[BACKEND].import_events(body)
     return ok(ImportResponse(imported))
+
+
+async def compact(request: web.Request) -> web.Response:
+    """Fold every journal with news into its snapshot now (what the compactor does on its
+    cadence): for a remote client's ``Backend.compact``."""
+    await read_body(request, request.app[CONFIG].limits.body_bytes)
+    return ok(CompactResponse(await request.app[BACKEND].compact()))
 
 
 async def health(request: web.Request) -> web.Response:
@@ -313,6 +325,12 @@ POST_ROUTES: dict[
         UpdateRequest,
         UpdateResponse,
         "Change title, tags, pinned, archived or metadata",
+    ),
+    "/api/sessions/compact": (
+        compact,
+        None,
+        CompactResponse,
+        "Compact every session with new events into its snapshot now",
     ),
     "/api/sessions/import": (
         import_sessions,

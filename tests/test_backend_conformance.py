@@ -1,4 +1,4 @@
-"""The Backend contract, run against every backend (today: files; planned: Redis Streams).
+"""The Backend contract, run against every backend (files; a remote server over HTTP + WS).
 
 A new backend joins by adding a factory to BACKENDS; server/ needs nothing else.
 """
@@ -27,8 +27,11 @@ from eventlog.requests import (
     UpdateRequest,
 )
 
+from .served import ServedRemote
+
 BACKENDS: dict[str, Callable[[Path], Backend]] = {
     "file": lambda root: FileBackend(root, threads=16),
+    "remote": ServedRemote,  # a real server on a free port over ``root``, used over HTTP + WS
 }
 
 
