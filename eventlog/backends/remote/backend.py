@@ -127,34 +127,40 @@ class RemoteBackend:
         return await self._write("/api/sessions/error", req)
 
     async def _write(self, path: str, req: Write) -> Result:
-        if req.id is None:
+        ours = req.id is None
+        if ours:
             req = msgspec.structs.replace(req, id=new_event_id())
         await self.live.before_write(req.session_id)
-        body = await self.http.post(
+        body, resent = await self.http.send(
             path,
             _enc.encode(req),
             session_id=req.session_id,
             expected_seq=getattr(req, "expected_seq", None),
         )
         result = _result.decode(body)
+        if result.duplicate and resent and ours:
+            # the id was made for this call: the "duplicate" is our own lost first try
+            result = msgspec.structs.replace(result, duplicate=False)
         if not result.duplicate:
             await self.live.after_write(req.session_id, result.seq)
         return result
 
     async def update(self, req: UpdateRequest) -> Result:
-        if req.id is None:
+        ours = req.id is None
+        if ours:
             req = msgspec.structs.replace(req, id=new_event_id())
         await self.live.before_write(req.session_id)
-        body = await self.http.post(
+        body, resent = await self.http.send(
             "/api/sessions/update",
             _enc.encode(req),
             session_id=req.session_id,
             expected_seq=req.expected_seq,
         )
         out = _updated.decode(body)
+        duplicate = out.duplicate and not (resent and ours)  # see _write
         if not out.duplicate:
             await self.live.after_write(req.session_id, out.seq)
-        return Result(out.seq, out.duplicate)
+        return Result(out.seq, duplicate)
 
     async def save(self, req: SaveRequest) -> SaveResult:
         # a repeated save matches its messages by id or position and changes nothing;
@@ -192,7 +198,9 @@ class RemoteBackend:
     # -- reads -------------------------------------------------------------------------
 
     async def load(self, req: LoadRequest) -> LoadResult:
-        body = await self.http.post("/api/sessions/load", _enc.encode(req), session_id=req.session_id)
+        body = await self.http.post(
+            "/api/sessions/load", _enc.encode(req), session_id=req.session_id
+        )
         out = _loaded.decode(body)
         return LoadResult(out.session, out.message_start)
 

@@ -54,7 +54,8 @@ def error_from(
     if not isinstance(env, dict) or not isinstance(env.get("code"), str):
         text = body[:200].decode("utf-8", "replace")
         return RemoteError(
-            "internal", f"the server answered HTTP {status} without an error envelope: {text!r}",
+            "internal",
+            f"the server answered HTTP {status} without an error envelope: {text!r}",
             status,
         )
     code: str = env["code"]
@@ -80,5 +81,5 @@ def error_from(
         err = RemoteError(code, message, status)
     err.message = message or err.message  # the server's words, which name the request
     err.args = (err.message,)
-    err.status = status  # type: ignore[attr-defined]
+    setattr(err, "status", status)  # noqa: B010 (the in-process classes have no such field)
     return err

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 
@@ -63,7 +62,33 @@ class Http:
         content_type: str | None = None,
     ) -> bytes:
         """POST ``body`` and return the 200 answer's bytes, or raise the mapped error."""
-        headers = self.headers if content_type is None else {**self.auth, "Content-Type": content_type}
+        return (
+            await self.send(
+                path,
+                body,
+                retry=retry,
+                session_id=session_id,
+                expected_seq=expected_seq,
+                content_type=content_type,
+            )
+        )[0]
+
+    async def send(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        retry: str = SAFE,
+        session_id: str | None = None,
+        expected_seq: int | None = None,
+        content_type: str | None = None,
+    ) -> tuple[bytes, bool]:
+        """``post``, also saying whether the request was sent again after an attempt
+        that may have reached the server (then a "duplicate" may be our own first try)."""
+        resent = False
+        headers = (
+            self.headers if content_type is None else {**self.auth, "Content-Type": content_type}
+        )
         url = self.base + path
         attempt = 0
         while True:
@@ -71,7 +96,7 @@ class Http:
                 async with self.session().post(url, data=body, headers=headers) as resp:
                     data = await resp.read()
                     if resp.status == 200:
-                        return data
+                        return data, resent
                     raise error_from(resp.status, data, session_id, expected_seq)
             except aiohttp.ClientConnectorError as e:  # never reached the server
                 err: Exception = e
@@ -82,6 +107,7 @@ class Http:
                         f"have been carried out: check before repeating it ({e!r})"
                     ) from e
                 err = e
+                resent = True
             attempt += 1
             if attempt > self.retries:
                 raise ServerUnavailable(
@@ -107,9 +133,7 @@ class Http:
                     ) from e
                 await asyncio.sleep(self.retry_delay * 2 ** (attempt - 1))
 
-    async def stream(
-        self, path: str, body: bytes, session_id: str | None
-    ) -> AsyncIterator[bytes]:
+    async def stream(self, path: str, body: bytes, session_id: str | None) -> AsyncIterator[bytes]:
         """POST and, once the server said 200, the answer's body in chunks; an error
         answer raises here, before any chunk (as ``Backend.export`` promises)."""
         attempt = 0
@@ -150,4 +174,3 @@ async def _chunks(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
 
 def ws_url(base: str) -> str:
     return "ws" + base[4:] + "/api/sessions/ws" if base.startswith("http") else base
-

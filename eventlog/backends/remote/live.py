@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import msgspec
@@ -40,7 +40,7 @@ class _Head(msgspec.Struct):
 
 
 class _ListFrame(msgspec.Struct):
-    type: str
+    type: Literal["session.started", "session.updated", "session.deleted"]
     session: dict[str, Any]
 
 
@@ -230,7 +230,7 @@ class Live:
                 notice = Lifecycle("session.deleted", str(frame.session.get("session_id")), None)
             else:
                 summary = msgspec.convert(frame.session, Summary)
-                notice = Lifecycle(frame.type, summary.session_id, summary)  # type: ignore[arg-type]
+                notice = Lifecycle(frame.type, summary.session_id, summary)
             self._emit(notice)
         elif head.op == "subscribed" and sid is not None:
             self.last.setdefault(sid, head.seq or 0)
@@ -243,12 +243,12 @@ class Live:
     def _refused(self, head: _Head, data: str | bytes) -> None:
         sid = head.session_id
         fut = self.heads.pop(sid, None) if sid is not None else None
-        if fut is None:
+        if fut is None or sid is None:
             log.warning("the server refused a frame: %s", head.error)
             return
         body = data.encode() if isinstance(data, str) else data
-        self.watched.pop(sid, None)  # type: ignore[arg-type]
-        self.auto.discard(sid)  # type: ignore[arg-type]
+        self.watched.pop(sid, None)
+        self.auto.discard(sid)
         if not fut.done():
             fut.set_exception(error_from(400, body, sid))
 
