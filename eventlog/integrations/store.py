@@ -65,13 +65,23 @@ def backend_for(store: Store) -> Backend:
         return b
 
 
-def _close_opened() -> None:
-    for b in list(_opened.values()):
-        with contextlib.suppress(Exception):  # at exit: nothing left to tell
-            loop.submit(b.close()).result(10)
+def close_stores() -> None:
+    """Close every backend the adapters opened from a target string (they are shared
+    by every history/session on that target); the next use opens them again. Runs at
+    exit; call it sooner to release a data directory or a server connection."""
+    with _opened_lock:
+        opened = list(_opened.values())
+        _opened.clear()
+    for b in opened:
+        loop.run(b.close())
 
 
-atexit.register(_close_opened)
+def _at_exit() -> None:
+    with contextlib.suppress(Exception):  # at exit: nothing left to tell
+        close_stores()
+
+
+atexit.register(_at_exit)
 
 
 def session_id_for(framework_id: str) -> str:
