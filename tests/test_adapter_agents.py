@@ -246,5 +246,5 @@ def test_runner_run_sync_uses_the_session(target: str) -> None:
     finally:  # run_sync leaves the thread a default loop of its own: close it
         asyncio.get_event_loop_policy().get_event_loop().close()
         asyncio.set_event_loop(None)
-    assert [i.get("content") for i in model.inputs[-1]][0] == "first"
+    assert model.inputs[-1][0]["content"] == "first"
     assert len(asyncio.run(session.get_items())) == 4
