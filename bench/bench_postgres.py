@@ -17,10 +17,10 @@ its own round and the median of those ratios is reported, with every round's fig
    through B (WebSocket); send -> last subscriber's receipt. Goal p99 < 50 ms. Anchors:
    raw INSERT+pg_notify commit -> LISTEN receipt, and the writer on A itself.
 4. N sessions (default 1,000,000; ~7 min to load on a busy 2-core VM) bulk-loaded with
-   COPY into the migrated schema (rows built by the backend's own fold, ``summarize``
-   and ``docs_of``), then ``PostgresBackend.list`` in-process: list pages and full-text
-   queries vs the bare SQL of the page / the bare GIN lookup. Goals: first page
-   < 10 ms, rare-word search < 50 ms.
+   COPY into the migrated schema, oldest first (rows built as the importer builds
+   them), then ``PostgresBackend.list`` in-process: list pages and full-text queries vs
+   the bare SQL of the page / the bare GIN lookup, and (diagnostic) the backend's own
+   SQL with JIT off. Goals: first page < 10 ms, rare-word search < 50 ms.
 
 Servers run as ``python -m server serve --database URL`` child processes; this process
 is the load generator, and nothing is pinned to a CPU (PostgreSQL, the servers and the
@@ -65,9 +65,12 @@ from bench_server import (
     wait_healthy,
 )
 
+from eventlog.backends.postgres import listing
 from eventlog.backends.postgres.backend import PostgresBackend
+from eventlog.backends.postgres.importer import _SESSION_COLUMNS as SESSION_COLUMNS
+from eventlog.backends.postgres.importer import _session_row as session_row
+from eventlog.backends.postgres.importer import doc_rows
 from eventlog.backends.postgres.schema import migrate
-from eventlog.backends.postgres.writes import docs_of
 from eventlog.events import (
     Event,
     MessageAppended,
@@ -79,9 +82,8 @@ from eventlog.events import (
     encoder,
     new_event_id,
 )
-from eventlog.model import summarize
+from eventlog.fold import fold
 from eventlog.requests import ListRequest
-from eventlog.state import SessionState
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:54329/postgres"
 CONTENT = "hello " * 20
@@ -438,7 +440,7 @@ class Generator:
     """Sessions as the backend would have written them: the started event, 2-4 messages
     of Zipf-distributed words (``RARE`` in ~1 message in 3,000), for some a
     session.updated (tags, pinned, archived); list rows and search docs come from the
-    backend's own fold (``SessionState``, ``summarize``, ``docs_of``)."""
+    importer's own functions (``_session_row``, ``doc_rows``)."""
 
     def __init__(self, seed: int = 1) -> None:
         self.rng = random.Random(seed)
@@ -456,11 +458,11 @@ class Generator:
         at = self.rng.randrange(len(self.stream) - hi)
         return self.stream[at : at + self.rng.randint(lo, hi)]
 
-    def chunk(self, ids: list[str]) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    def chunk(self, todo: list[tuple[str, float]]) -> tuple[list[tuple], list[tuple], list[tuple]]:
+        """Rows for sessions (id, start time): sessions, events, search docs."""
         rng = self.rng
         sessions, events, docs = [], [], []
-        for sid in ids:
-            t = self.now - rng.uniform(60, 365 * 86400)
+        for sid, t in todo:
             kind = "voice" if rng.random() < 0.2 else "chat"
             title = " ".join(self.text(2, 4)).title() if rng.random() < 0.3 else ""
             evs: list[Event] = [
@@ -508,62 +510,63 @@ class Generator:
                     )
                 )
             self.rare_sessions += rare
-            state = SessionState(sid)
-            state.apply_state(evs)
-            row = summarize(state.folder.view())
-            sessions.append(
-                (
-                    sid,
-                    row.seq,
-                    row.started_at,
-                    row.last_updated,
-                    row.type,
-                    row.tags,
-                    row.pinned,
-                    row.archived,
-                    row.message_count,
-                    encoder.encode(row).decode(),
-                )
-            )
-            self.counts[(row.archived, row.type)] += 1
-            self.messages[(row.archived, row.type)] += row.message_count
+            row = session_row(fold(sid, evs))  # the importer's own rows, column for column
+            sessions.append(row)
+            archived, kind, messages = row[7], row[4], row[8]
+            self.counts[(archived, kind)] += 1
+            self.messages[(archived, kind)] += messages
             for e in evs:
                 mid = e.data.message_id if isinstance(e, MessageAppended) else None
                 events.append((sid, e.seq, e.id, mid, encoder.encode(e).decode()))
-            doc_ids, texts, weights = docs_of(state, evs)
-            docs += [(sid, d, x, w) for d, x, w in zip(doc_ids, texts, weights, strict=True)]
+            docs += doc_rows(sid, evs)
         return sessions, events, docs
 
 
-SESSION_COLUMNS = [
-    "session_id",
-    "head",
-    "started_at",
-    "last_updated",
-    "type",
-    "tags",
-    "pinned",
-    "archived",
-    "messages",
-    "summary",
-]
+LOADED = ["sessions", "events", "docs", "used_ids"]
+
+
+async def index_defs(c: asyncpg.Connection) -> list[tuple[str, str, str]]:
+    """(table, name, definition) of every index of the loaded tables; the definition is
+    ``ADD CONSTRAINT …`` for a primary key or unique constraint, else ``CREATE INDEX …``."""
+    rows = await c.fetch(
+        "SELECT i.indrelid::regclass::text, i.indexrelid::regclass::text, "
+        "coalesce('ADD CONSTRAINT ' || quote_ident(k.conname) || ' ' || "
+        "pg_get_constraintdef(k.oid), pg_get_indexdef(i.indexrelid)) "
+        "FROM pg_index i LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid "
+        "WHERE i.indrelid = ANY($1::regclass[]) ORDER BY 1, 2",
+        LOADED,
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 async def load(c: asyncpg.Connection, n: int, chunk: int = 50_000) -> Generator:
-    """COPY ``n`` sessions in session-id order (so the primary keys grow at their right
-    edge). Search docs go through a staging table and the same ``setweight(to_tsvector(
-    'simple', text), weight)`` as ``sessionlog_write``; counters as deltas, rolled up."""
+    """COPY ``n`` sessions, oldest first: the heap order a real history leaves (rows are
+    written, and rewritten by each append, in time order), which the "this week" counts
+    and recent pages depend on. Indexes and keys are dropped for the load and rebuilt
+    from their own definitions after it (checked identical), as any bulk load does.
+    Rows are the importer's (``importer._session_row``, ``doc_rows``); search docs go
+    through a staging table into the same expression as ``importer.DOCS_SQL``; counters
+    as deltas, rolled up."""
     gen = Generator()
     rng = random.Random(2)
     unique: set[str] = set()
-    while len(unique) < n:  # random like token_hex(6), sorted for the load
+    while len(unique) < n:  # random like token_hex(6)
         unique.add(f"{rng.getrandbits(48):012x}")
-    ids = sorted(unique)
-    await c.execute("CREATE TEMP TABLE stage (session_id text, doc_id text, t text, w text)")
+    starts = sorted(gen.now - rng.uniform(60, 365 * 86400) for _ in range(n))
+    todo = list(zip(unique, starts, strict=True))
+    before = await index_defs(c)
+    for table, name, sql in before:
+        if sql.startswith("ADD CONSTRAINT"):
+            await c.execute(f"ALTER TABLE {table} DROP CONSTRAINT {sql.split()[2]}")
+        else:
+            await c.execute(f"DROP INDEX {name}")
+    await c.execute(
+        "CREATE TEMP TABLE stage (session_id text, doc_id text, t text, w text, p integer)"
+    )
     t0, gen_s = time.perf_counter(), 0.0
     for i in range(0, n, chunk):
         g0 = time.perf_counter()
-        sessions, events, docs = gen.chunk(ids[i : i + chunk])
+        sessions, events, docs = gen.chunk(todo[i : i + chunk])
         gen_s += time.perf_counter() - g0
         async with c.transaction():
             await c.copy_records_to_table(
@@ -576,9 +579,9 @@ async def load(c: asyncpg.Connection, n: int, chunk: int = 50_000) -> Generator:
                 records=events,
             )
             await c.copy_records_to_table("stage", records=docs)
-            await c.execute(
-                "INSERT INTO docs SELECT session_id, doc_id, "
-                "setweight(to_tsvector('simple', t), w::\"char\") FROM stage"
+            await c.execute(  # importer.DOCS_SQL, set-wise
+                "INSERT INTO docs (session_id, doc_id, tsv, body, position) SELECT session_id, "
+                "doc_id, setweight(to_tsvector('simple', t), w::\"char\"), t, p FROM stage"
             )
             await c.execute("TRUNCATE stage")
         done = min(n, i + chunk)
@@ -589,12 +592,17 @@ async def load(c: asyncpg.Connection, n: int, chunk: int = 50_000) -> Generator:
             end="",
             flush=True,
         )
-    print(flush=True)
+    print("; building indexes", flush=True)
+    await c.execute("SET maintenance_work_mem = '512MB'")  # index builds only
+    for table, _, sql in before:
+        await c.execute(f"ALTER TABLE {table} {sql}" if sql.startswith("ADD") else sql)
+    if await index_defs(c) != before:
+        raise RuntimeError("the rebuilt indexes differ from the schema's")
     # the same totals as one delta per session would give, in a handful of rows
     await c.executemany(
         "INSERT INTO counter_deltas (session_id, archived, type, n, messages) "
         "VALUES ($1, $2, $3, $4, $5)",
-        [(ids[0], a, t, k, gen.messages[(a, t)]) for (a, t), k in gen.counts.items()],
+        [(todo[0][0], a, t, k, gen.messages[(a, t)]) for (a, t), k in gen.counts.items()],
     )
     await c.execute("SELECT sessionlog_rollup()")
     return gen
@@ -717,24 +725,30 @@ async def bench_big(args: argparse.Namespace, url: str) -> None:
                 "",
             ),
         ]
+        # diagnostic: the backend's own queries on a connection without JIT compilation,
+        # which PostgreSQL starts for plans it estimates costly (tens of ms per query)
+        nojit = await asyncpg.connect(url, server_settings={"jit": "off"})
         try:
             for label, req, sql, params, repeat, goal in cases:
                 res = await backend.list(req)  # warm the caches and the prepared statements
                 await c.fetch(sql, *params)
-                mine, raw = [], []
+                await listing.query(nojit, req)
+                mine, raw, quick = [], [], []
                 for _ in range(repeat):
                     mine.append(await timed(lambda req=req: backend.list(req)))
                     raw.append(await timed(lambda sql=sql, p=params: c.fetch(sql, *p)))
+                    quick.append(await timed(lambda req=req: listing.query(nojit, req)))
                 report(
                     f"4. list {label}",
                     f"{ms(med(mine))}" + (f" (goal {goal})" if goal else ""),
                     f"anchor (bare {'GIN count' if sql == raw_gin else 'page'} SQL) "
-                    f"{ms(med(raw))}; p90 {ms(pct(mine, 0.9))}; "
-                    f"{res.total_sessions:,} matching sessions",
+                    f"{ms(med(raw))}; p90 {ms(pct(mine, 0.9))}; same SQL with jit=off "
+                    f"{ms(med(quick))}; {res.total_sessions:,} matching sessions",
                 )
                 if label.startswith("first page (default"):
                     await week_count(c, repeat)
         finally:
+            await nojit.close()
             await backend.close()
     finally:
         await c.close()

@@ -25,11 +25,9 @@ def connect(target: str | os.PathLike[str], **options: Any) -> Backend:
 
         return PostgresBackend(t, **options)
     if scheme in ("http", "https"):
-        try:
-            from .backends.remote.backend import RemoteBackend  # type: ignore[import-not-found]
-        except ImportError as e:  # pragma: no cover - until the remote client lands
-            raise ValueError(f"cannot connect to {t!r}: the remote client is not installed") from e
-        return RemoteBackend(t, **options)  # type: ignore[no-any-return]
+        from .backends.remote import RemoteBackend
+
+        return RemoteBackend(t, **options)
     if scheme:
         raise ValueError(
             f"cannot connect to {t!r}: expected a data directory path, postgresql://…, "

@@ -85,6 +85,10 @@ class Folder:
         i = self._pos.get(message_id)
         return None if i is None else self._messages[i]
 
+    def index_of(self, message_id: str) -> int | None:
+        """The message's position in the session (messages are never removed)."""
+        return self._pos.get(message_id)
+
     def message_count(self) -> int:
         return len(self._messages)
 

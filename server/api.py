@@ -80,6 +80,7 @@ class AppendResponse(msgspec.Struct):
 class UpdateResponse(msgspec.Struct):
     seq: int
     session: Summary
+    duplicate: bool = False  # a retry of an update already made (same ``id``)
 
 
 class DeleteResponse(msgspec.Struct):
@@ -94,6 +95,10 @@ class RenderRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 class RenderResponse(msgspec.Struct):
     html: list[str]  # sanitised, one per text, in order
+
+
+class CompactResponse(msgspec.Struct):
+    compacted: int  # sessions whose snapshot was brought up to date
 
 
 class HealthResponse(msgspec.Struct, omit_defaults=True):
@@ -219,7 +224,7 @@ async def update(request: web.Request) -> web.Response:
     backend = request.app[BACKEND]
     result = await backend.update(req)
     loaded = await backend.load(LoadRequest(session_id=req.session_id))
-    return ok(UpdateResponse(result.seq, summarize(loaded.session)))
+    return ok(UpdateResponse(result.seq, summarize(loaded.session), result.duplicate))
 
 
 async def export(request: web.Request) -> web.StreamResponse:
@@ -262,6 +267,13 @@ async def render(request: web.Request) -> web.Response:
     req = await body_of(request, RenderRequest)
     # pure CPU, up to megabytes of text: off the event loop
     return ok(RenderResponse(await asyncio.to_thread(render_all, req.texts)))
+
+
+async def compact(request: web.Request) -> web.Response:
+    """Fold every journal with news into its snapshot now (what the compactor does on its
+    cadence): for a remote client's ``Backend.compact``."""
+    await read_body(request, request.app[CONFIG].limits.body_bytes)
+    return ok(CompactResponse(await request.app[BACKEND].compact()))
 
 
 async def health(request: web.Request) -> web.Response:
@@ -331,6 +343,12 @@ POST_ROUTES: dict[
         UpdateRequest,
         UpdateResponse,
         "Change title, tags, pinned, archived or metadata",
+    ),
+    "/api/sessions/compact": (
+        compact,
+        None,
+        CompactResponse,
+        "Compact every session with new events into its snapshot now",
     ),
     "/api/sessions/import": (
         import_sessions,

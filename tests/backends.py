@@ -11,10 +11,13 @@ from eventlog.backend import Backend
 from eventlog.backends.file.backend import FileBackend
 from eventlog.backends.postgres.backend import PostgresBackend
 from tests import pg
+from tests.served import ServedRemote
 
 BACKENDS: dict[str, Callable[[Path, str], Backend]] = {
     "file": lambda root, _url: FileBackend(root, threads=16),
     "postgres": lambda _root, url: PostgresBackend(url, pool_size=8, poll_interval=0.2),
+    # a real server on a free port over ``root``, used over HTTP + WebSocket
+    "remote": lambda root, _url: ServedRemote(root),
 }
 
 

@@ -240,7 +240,7 @@ async def pg_url() -> Any:
         await drop_database(url)
 
 
-@pytest_asyncio.fixture(params=["file", "postgres"])
+@pytest_asyncio.fixture(params=["file", "postgres", "remote"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     """Each backend in turn (tests/backends.py): the shared suites run against all."""
     from tests.backends import open_backend

@@ -1,4 +1,5 @@
-"""The Backend contract, run unchanged against every backend: files and PostgreSQL.
+"""The Backend contract, run unchanged against every backend: files, PostgreSQL, and a
+remote server over HTTP + WebSocket.
 
 A new backend joins by adding a factory to ``tests/backends.py``; server/ needs nothing
 else. The ``backend`` fixture (conftest) gives each test a fresh one of each kind.

@@ -76,7 +76,7 @@ def test_a_data_dir_moved_into_postgres_and_back_gives_identical_sessions(
         ids = fill(src)
         first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
         cli("export", "--all", "--format", "events", "--data", str(src), "-o", str(first))
-        assert "schema version 0 -> 1" in cli("migrate", "--database", url)
+        assert "schema version 0 -> 2 (applied 1, 2)" in cli("migrate", "--database", url)
         assert "nothing to do" in cli("migrate", env={"SESSIONLOG_DATABASE_URL": url})
         out = cli("import", str(first), "--database", url)
         assert sorted(out.split()[: len(ids)]) == sorted(ids)
@@ -152,7 +152,7 @@ def test_tail_on_a_database_prints_what_any_instance_appends(tmp_path: Path) -> 
         try:
             seen = b""
             deadline = time.monotonic() + 60
-            while b"session.started" not in seen and time.monotonic() < deadline:
+            while b"started by" not in seen and time.monotonic() < deadline:
                 if select.select([proc.stdout], [], [], 1)[0]:
                     seen += os.read(proc.stdout.fileno(), 4096)  # type: ignore[union-attr]
 
@@ -167,7 +167,7 @@ def test_tail_on_a_database_prints_what_any_instance_appends(tmp_path: Path) -> 
             while b"live line" not in seen and time.monotonic() < deadline:
                 if select.select([proc.stdout], [], [], 1)[0]:
                     seen += os.read(proc.stdout.fileno(), 4096)  # type: ignore[union-attr]
-            assert b"#2 message.appended user: live line" in seen, seen
+            assert b"] user: live line" in seen, seen
         finally:
             proc.kill()
             proc.wait()

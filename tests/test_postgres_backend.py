@@ -235,3 +235,45 @@ async def test_the_list_reads_from_the_read_replica_url_when_given(pg_url: str) 
             await b.close()
     finally:
         await pg.drop_database(replica_url)
+
+
+async def test_a_version_1_database_migrates_to_the_latest_and_keeps_its_sessions(
+    pg_url: str,
+) -> None:
+    """Migrations are applied in order on a database an older release wrote; its
+    sessions stay, and after a reindex its search hits have text and positions."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(
+            "CREATE TABLE sessionlog_schema (version integer PRIMARY KEY, name text NOT NULL, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        version, name, sql = schema.migrations()[0]
+        await conn.execute(sql)
+        await conn.execute("INSERT INTO sessionlog_schema VALUES ($1, $2)", version, name)
+        await conn.execute(
+            "SELECT sessionlog_start('oldsession01', 'e1', $1, '2026-01-01T00:00:00.000Z', "
+            "'chat', $2, 'Old Title', 'S x oldsession01')",
+            '{"seq":1,"id":"e1","type":"session.started","ts":"2026-01-01T00:00:00.000Z",'
+            '"data":{"user_name":"U","metadata":{"type":"chat"},"title":"Old Title"}}',
+            '{"session_id":"oldsession01","user_name":"U","title":"Old Title","started_at":'
+            '"2026-01-01T00:00:00.000Z","last_updated":"2026-01-01T00:00:00.000Z",'
+            '"message_count":0,"user_messages":0,"assistant_messages":0,"preview":"",'
+            '"type":"chat","tags":[],"pinned":false,"archived":false,"seq":1}',
+        )
+        assert await schema.migrate(conn) == list(range(2, schema.LATEST + 1))
+    finally:
+        await conn.close()
+    b = PostgresBackend(pg_url, pool_size=2)
+    try:
+        await b.append(AppendRequest(session_id="oldsession01", role="user", content="new text"))
+        from eventlog.backends.postgres.maintenance import reindex
+
+        await reindex(b, lambda n: None)
+        found = await b.list(ListRequest(query="old title"))
+        assert [(h.session_id, h.message_index) for h in found.hits] == [("oldsession01", None)]
+        assert "\x02Old\x03" in found.hits[0].snippet
+        found = await b.list(ListRequest(query="new"))
+        assert [(h.session_id, h.message_index) for h in found.hits] == [("oldsession01", 0)]
+    finally:
+        await b.close()

@@ -5,7 +5,6 @@ The backend tests run on every backend of the conformance suite."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +26,12 @@ from eventlog.requests import (
     parse,
 )
 from tests.conftest import Api
-from tests.test_backend_conformance import BACKENDS
 
 CALL = {
     "id": "call_1",
     "type": "function",
     "function": {"name": "get_weather", "arguments": '{"city": "Zürich"}'},
 }
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    b = BACKENDS[request.param](tmp_path / "data")
-    yield b
-    await b.close()
 
 
 def _tool_turn(sid: str) -> list[AppendRequest]:

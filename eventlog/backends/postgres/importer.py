@@ -13,16 +13,16 @@ from .writes import docs_of
 
 # A search doc: the tsvector is built by the database, weighted A (title) or D (message).
 DOCS_SQL = (
-    "INSERT INTO docs VALUES ($1, $2, setweight(to_tsvector('simple', $3), $4::text::\"char\"))"
+    "INSERT INTO docs (session_id, doc_id, tsv, body, position) VALUES "
+    "($1, $2, setweight(to_tsvector('simple', $3), $4::text::\"char\"), $3, $5)"
 )
 
 
-def doc_rows(sid: str, events: list[Event]) -> list[tuple[str, str, str, str]]:
+def doc_rows(sid: str, events: list[Event]) -> list[tuple[str, str, str, str, int | None]]:
     """The search docs of a whole session, as ``DOCS_SQL`` rows."""
     state = SessionState(sid)
     state.apply_state(events)
-    ids, texts, weights = docs_of(state, events)
-    return [(sid, i, t, w) for i, t, w in zip(ids, texts, weights, strict=True)]
+    return [(sid, d.doc_id, d.text, d.weight, d.position) for d in docs_of(state, events)]
 
 
 def _session_row(s: Session) -> tuple[Any, ...]:
@@ -33,7 +33,7 @@ def _session_row(s: Session) -> tuple[Any, ...]:
         s.started_at,
         s.last_updated,
         r.type,
-        r.tags,
+        [t.casefold() for t in r.tags],
         r.pinned,
         r.archived,
         r.message_count,

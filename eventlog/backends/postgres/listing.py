@@ -18,7 +18,7 @@ import msgspec
 
 from ...model import Summary
 from ...requests import ListRequest
-from ...results import ListResult, iso_ms, until_bound
+from ...results import ListResult, SearchHit, iso_ms, until_bound
 
 _WORD = re.compile(r"[^\W_]+")  # a run of letters/digits, as the 'simple' parser splits
 _ORDER = "s.pinned DESC, s.last_updated DESC, s.session_id"
@@ -90,7 +90,7 @@ async def query(c: Any, req: ListRequest, now: datetime | None = None) -> ListRe
     if req.type is not None:
         w.add("s.type = {}", req.type)
     if req.tag is not None:
-        w.add("s.tags @> ARRAY[{}]::text[]", req.tag)
+        w.add("s.tags @> ARRAY[{}]::text[]", req.tag.casefold())
     if req.since is not None:
         w.add("s.last_updated >= {}", req.since)
     until_op, until = until_bound(req.until)
@@ -102,7 +102,30 @@ async def query(c: Any, req: ListRequest, now: datetime | None = None) -> ListRe
     else:
         rows, aggs = await _search(c, req, w, dates, q)
     sessions = [_summary.decode(r) for r in rows]
-    return ListResult.page(sessions, aggs, req.limit, req.offset)
+    hits = await _hits_of(c, q, [s.session_id for s in sessions]) if q and sessions else []
+    return ListResult.page(sessions, aggs, req.limit, req.offset, hits)
+
+
+# ts_headline's marks are the ones the file index uses (the page turns them into <mark>)
+_HEADLINE = (
+    "StartSel=\x02, StopSel=\x03, MaxWords=16, MinWords=6, ShortWord=2, "
+    'MaxFragments=1, FragmentDelimiter=" … "'
+)
+
+
+async def _hits_of(c: Any, q: str, ids: list[str]) -> list[SearchHit]:
+    """Why each listed session matched: its best doc and a snippet (one query per page)."""
+    rows = await c.fetch(
+        "SELECT DISTINCT ON (d.session_id) d.session_id, d.position, "
+        "ts_headline('simple', d.body, q.q, $3) FROM docs d, to_tsquery('simple', $1) q "
+        "WHERE d.session_id = ANY($2) AND d.tsv @@ q.q "
+        "ORDER BY d.session_id, ts_rank(d.tsv, q.q) DESC, d.position NULLS FIRST",
+        q,
+        ids,
+        _HEADLINE,
+    )
+    found = {r[0]: SearchHit(r[0], r[1], r[2]) for r in rows}
+    return [found[sid] for sid in ids if sid in found]
 
 
 async def _list(

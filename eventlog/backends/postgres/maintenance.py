@@ -100,7 +100,7 @@ async def reindex(b: PostgresBackend, progress: Callable[[int], None]) -> int:
                 row.seq,
                 row.last_updated,
                 row.type,
-                row.tags,
+                [t.casefold() for t in row.tags],
                 row.pinned,
                 row.archived,
                 row.message_count,

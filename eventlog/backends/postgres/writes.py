@@ -46,7 +46,7 @@ _MAX_LOST = 2
 
 _WRITE = (
     "SELECT sessionlog_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-    "$15, $16, $17, $18, $19, $20)"
+    "$15, $16, $17, $18, $19, $20, $21)"
 )
 
 
@@ -58,23 +58,31 @@ class Committed(msgspec.Struct, frozen=True):
     summary: Summary
 
 
-def docs_of(state: SessionState, events: list[Event]) -> tuple[list[str], list[str], list[str]]:
-    """The search docs (ids, texts, weights) that ``events`` change: a message's text
-    once it is complete (appended whole, completed or edited), and the title."""
-    ids: dict[str, tuple[str, str]] = {}
+class Doc(msgspec.Struct, frozen=True):
+    """A search doc: a complete message's text (weight D) or the title (A, no position)."""
+
+    doc_id: str
+    text: str
+    weight: str
+    position: int | None
+
+
+def docs_of(state: SessionState, events: list[Event]) -> list[Doc]:
+    """The search docs that ``events`` change: a message's text once it is complete
+    (appended whole, completed or edited), and the title."""
+    docs: dict[str, Doc] = {}
     for ev in events:
         match ev:
-            case MessageAppended(data=d) if d.status == "complete":
-                ids[d.message_id] = (d.content, "D")
-            case MessageCompleted(data=d) | MessageEdited(data=d):
+            case MessageAppended(data=d) | MessageCompleted(data=d) | MessageEdited(data=d):
                 m = state.folder.message(d.message_id)
                 if m is not None and m.status == "complete":
-                    ids[d.message_id] = (m.content, "D")
+                    pos = state.folder.index_of(d.message_id)
+                    docs[d.message_id] = Doc(d.message_id, m.content, "D", pos)
             case SessionStarted(data=d) if d.title:
-                ids[""] = (d.title, "A")
+                docs[""] = Doc("", d.title, "A", None)
             case SessionUpdated(data=d) if d.title is not None:
-                ids[""] = (d.title, "A")
-    return list(ids), [t for t, _ in ids.values()], [w for _, w in ids.values()]
+                docs[""] = Doc("", d.title, "A", None)
+    return list(docs.values())
 
 
 def _counted(state: SessionState) -> tuple[bool, str, int]:
@@ -260,7 +268,7 @@ class Writes:
         before: tuple[bool, str, int],
     ) -> int:
         after = summarize(state.folder.view())
-        doc_ids, doc_texts, doc_weights = docs_of(state, events)
+        docs = docs_of(state, events)
         counts: list[tuple[bool, str, int, int]] = []
         archived, kind, messages = before
         if (archived, kind) != (after.archived, after.type):
@@ -281,14 +289,15 @@ class Writes:
                 [encoder.encode(e).decode() for e in events],
                 after.last_updated,
                 after.type,
-                after.tags,
+                [t.casefold() for t in after.tags],  # filtered without case
                 after.pinned,
                 after.archived,
                 after.message_count,
                 encoder.encode(after).decode(),
-                doc_ids or None,
-                doc_texts or None,
-                doc_weights or None,
+                [d.doc_id for d in docs] or None,
+                [d.text for d in docs] or None,
+                [d.weight for d in docs] or None,
+                [d.position for d in docs] or None,
                 [a for a, _, _, _ in counts] or None,
                 [t for _, t, _, _ in counts] or None,
                 [n for _, _, n, _ in counts] or None,

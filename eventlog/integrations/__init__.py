@@ -1,0 +1,1 @@
+"""Framework adapters: LangChain chat history, OpenAI Agents SDK session."""
