@@ -18,7 +18,7 @@ from eventlog.errors import EventLogError
 
 from . import cli_db
 from .demo import add_demo_arguments
-from .progress import counter, progress
+from .progress import Phases, counter, progress
 from .tail import cmd_tail
 
 DEFAULT_DATA = os.environ.get("SESSIONLOG_DATA", "memory")
@@ -144,32 +144,24 @@ def cmd_import(args: argparse.Namespace) -> int:
                     print(f"sessionlog import: {name}: no such file", file=sys.stderr)
                     return 2
                 files.append((name, name))
-        live = sys.stderr.isatty()
-        last = [0.0]
-
-        def progress(phase: str, done: int, total: int) -> None:
-            now = time.monotonic()
-            if live and (now - last[0] > 0.1 or done >= total):
-                last[0] = now
-                pct = 100 * done / total if total else 100
-                sys.stderr.write(f"\r{phase} {pct:5.1f}%   ")
-                sys.stderr.flush()
+        bars = Phases()
 
         async def run() -> object:
             backend: Backend = (
                 PostgresBackend(args.database) if args.database else FileBackend(args.data)
             )
             try:
-                return await import_files(backend, files, replace=args.replace, progress=progress)
+                return await import_files(backend, files, replace=args.replace, progress=bars)
             finally:
                 await backend.close()
 
-        report = asyncio.run(run())
+        try:
+            report = asyncio.run(run())
+        finally:
+            bars.close()
     from eventlog.imports import ImportReport
 
     assert isinstance(report, ImportReport)
-    if live:
-        sys.stderr.write("\r" + " " * 20 + "\r")
     for sid in report.imported:
         print(sid)
     if report.skipped:

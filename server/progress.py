@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -53,3 +54,38 @@ def counter(bar: tqdm) -> Callable[[int], None]:
             bar.update(done - bar.n)
 
     return show
+
+
+class Phases:
+    """One bar per phase for work that reports ``(phase, done, total)`` (an import reads,
+    then writes); safe to call from the worker threads such work runs in."""
+
+    def __init__(self, unit: str = "session") -> None:
+        self._unit = unit
+        self._bars: dict[str, tqdm] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        with self._lock:
+            bar = self._bars.get(phase)
+            if bar is None:
+                for other in self._bars.values():
+                    other.close()  # phases follow each other: finish the one before
+                bar = self._bars[phase] = tqdm(
+                    total=total,
+                    desc=phase,
+                    unit=" B" if phase == "reading" else f" {self._unit}s",
+                    unit_scale=phase == "reading",
+                    file=sys.stderr,
+                    disable=not live(),
+                    ncols=_size()[0],
+                    nrows=_size()[1],
+                )
+            bar.total = total
+            if done > bar.n:
+                bar.update(done - bar.n)
+
+    def close(self) -> None:
+        with self._lock:
+            for bar in self._bars.values():
+                bar.close()

@@ -113,13 +113,15 @@ async def import_files(
     files: Sequence[tuple[str, str]],
     *,
     replace: bool = False,
+    skip_existing: bool = False,
     progress: Progress | None = None,
 ) -> ImportReport:
     """Import ``files`` ((path, name to show) pairs) into ``backend``.
 
     Sessions that already exist are skipped and reported (``replace`` replaces them).
     An ``events`` export is a backup: without ``replace`` it is restored whole or, if
-    any of its sessions exists, refused as a whole (as ``import_events`` does)."""
+    any of its sessions exists, refused as a whole (as ``import_events`` does), unless
+    ``skip_existing`` says to treat its sessions one by one like any other import."""
     spool, backups, tally = await asyncio.to_thread(_read_all, files, progress)
     report = ImportReport(
         conversations=tally.conversations,
@@ -130,7 +132,7 @@ async def import_files(
     )
     try:
         for data in backups:
-            if replace:
+            if replace or skip_existing:
                 for sid, events in (await asyncio.to_thread(parse_events, data)).items():
                     if sid not in spool.index:
                         spool.add(sid, events)

@@ -63,6 +63,8 @@ function renderTools(node, m) {
   node.body.hidden = isOutput || (!m.content && blocks.length > 0);
   node.tools.replaceChildren(...blocks);
   node.tools.hidden = blocks.length === 0;
+}
+
 const isEdited = (m) => !!(m.edited || m.metadata?.edited_at);
 const isLong = (text) => text.length > LONG_CHARS || text.split('\n', LONG_LINES + 1).length > LONG_LINES;
 

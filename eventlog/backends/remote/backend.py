@@ -205,7 +205,9 @@ class RemoteBackend:
         if not sessions:
             return ImportOutcome()
         data = b"".join(line for sid, evs in sessions for line in event_lines(sid, evs))
-        path = "/api/sessions/import" + ("?replace=true" if replace else "")
+        # skip_existing: one by one, as Backend.import_sessions promises (a backup
+        # uploaded without it is restored whole or refused whole)
+        path = "/api/sessions/import?" + ("replace=true" if replace else "skip_existing=true")
         out = _imported.decode(
             await self.http.post(path, data, retry=ONCE, content_type="application/x-ndjson")
         )

@@ -9,6 +9,7 @@ nothing). Error answers (4xx/5xx) are never retried: they are decisions, not acc
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -93,7 +94,7 @@ class Http:
         attempt = 0
         while True:
             try:
-                async with self.session().post(url, data=body, headers=headers) as resp:
+                async with self.session().post(url, data=_payload(body), headers=headers) as resp:
                     data = await resp.read()
                     if resp.status == 200:
                         return data, resent
@@ -139,7 +140,9 @@ class Http:
         attempt = 0
         while True:
             try:
-                resp = await self.session().post(self.base + path, data=body, headers=self.headers)
+                resp = await self.session().post(
+                    self.base + path, data=_payload(body), headers=self.headers
+                )
                 break
             except (aiohttp.ClientConnectionError, TimeoutError) as e:
                 attempt += 1
@@ -174,3 +177,9 @@ async def _chunks(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
 
 def ws_url(base: str) -> str:
     return "ws" + base[4:] + "/api/sessions/ws" if base.startswith("http") else base
+
+
+def _payload(body: bytes) -> bytes | io.BytesIO:
+    """A large body as a stream (aiohttp sends it in chunks rather than copying it on the
+    event loop), a fresh one for each attempt so a retry sends it whole again."""
+    return io.BytesIO(body) if len(body) > 1 << 20 else body
