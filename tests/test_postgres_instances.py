@@ -217,7 +217,7 @@ async def test_the_listen_connection_killed_three_times_mid_stream_loses_nothing
                 killed = await admin.fetchval(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND application_name = '' AND query ILIKE '%LISTEN%'"
+                    "AND application_name = 'sessionlog-listen'"
                 )
                 assert killed >= 1, "A's LISTEN connection was not found"
                 await writer(http, b.url, sid, f"r{round_}b", 15)

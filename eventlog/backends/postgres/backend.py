@@ -42,6 +42,7 @@ from ...requests import (
 from ...results import ImportOutcome, ListResult, LoadResult
 from . import importer, listing, schema
 from .db import Database, redact
+from .hints import Hints
 from .live import Live
 from .writes import Committed, Writes
 
@@ -69,7 +70,8 @@ class PostgresBackend(RequestWrites):
         self.db = Database(url, max_size=pool_size)
         self.reads = Database(read_url, max_size=pool_size) if read_url else self.db
         self.hub = Hub()
-        self.writes = Writes(self.db, self.instance, self._committed, cache_sessions)
+        self.hints = Hints(self.db, self.instance)
+        self.writes = Writes(self.db, self._committed, cache_sessions)
         self.live = Live(
             self.db, self.instance, self.hub, self.writes.forget, self.writes.behind, poll_interval
         )
@@ -109,6 +111,7 @@ class PostgresBackend(RequestWrites):
             await self.open()
 
     async def close(self) -> None:
+        await self.hints.flush()
         await self.live.close()
         await self.db.close()
         if self.reads is not self.db:
@@ -117,6 +120,7 @@ class PostgresBackend(RequestWrites):
     # -- writes ------------------------------------------------------------------------
 
     def _committed(self, c: Committed) -> None:
+        self.hints.events(c.session_id, c.events[-1].seq)
         self.live.committed(c)
 
     async def start(self, req: StartRequest) -> Session:
@@ -135,7 +139,7 @@ class PostgresBackend(RequestWrites):
             row = summarize(session)
             async with self.db.conn("starting a session") as c:
                 ok = await c.fetchval(
-                    "SELECT sessionlog_start($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "SELECT sessionlog_start($1, $2, $3, $4, $5, $6, $7)",
                     sid,
                     first.id,
                     encoder.encode(first).decode(),
@@ -143,9 +147,9 @@ class PostgresBackend(RequestWrites):
                     row.type,
                     encoder.encode(row).decode(),
                     req.title,
-                    f"S {self.instance} {sid}",
                 )
             if ok:
+                self.hints.started(sid)
                 self.live.committed(Committed(sid, [first], row))
                 return session
         raise InvalidRequest("could not find a free session id after 100 tries")
@@ -159,12 +163,11 @@ class PostgresBackend(RequestWrites):
         check_session_id(session_id)
         await self._ready()
         async with self.db.conn("deleting a session") as c:
-            ok = await c.fetchval(
-                "SELECT sessionlog_delete($1, $2)", session_id, f"D {self.instance} {session_id}"
-            )
+            ok = await c.fetchval("SELECT sessionlog_delete($1)", session_id)
         self.writes.forget(session_id)
         if not ok:
             raise SessionNotFound(session_id)
+        self.hints.deleted(session_id)
         self.hub.emit(Lifecycle("session.deleted", session_id, None))
 
     # -- reads -------------------------------------------------------------------------
@@ -277,9 +280,8 @@ class PostgresBackend(RequestWrites):
         sessions = formats.parse_events(data)
         await self._ready()
         async with self.db.conn("importing") as c, c.transaction():
-            folded = await importer.insert(c, sessions, self.instance)
-        for s in folded.values():
-            self.hub.emit(Lifecycle("session.started", s.session_id, summarize(s)))
+            folded = await importer.insert(c, sessions)
+        self._announce(folded, [])
         return builtins.list(sessions)
 
     async def import_sessions(
@@ -303,14 +305,20 @@ class PostgresBackend(RequestWrites):
             out.skipped = [sid for sid, _ in sessions if sid in found and not replace]
             out.replaced = [sid for sid in todo if sid in found]
             for sid in out.replaced:
-                await c.execute("SELECT sessionlog_delete($1, $2)", sid, f"D {self.instance} {sid}")
-            folded = await importer.insert(c, todo, self.instance) if todo else {}
+                await c.execute("SELECT sessionlog_delete($1)", sid)
+            folded = await importer.insert(c, todo) if todo else {}
         out.imported = list(todo)  # every session written, replaced ones too (as on files)
-        for sid in out.replaced:
-            self.writes.forget(sid)
-        for s in folded.values():
-            self.hub.emit(Lifecycle("session.started", s.session_id, summarize(s)))
+        self._announce(folded, out.replaced)
         return out
+
+    def _announce(self, written: dict[str, Session], replaced: builtins.list[str]) -> None:
+        """Imported sessions: here to listeners, to other instances by hint."""
+        for sid in replaced:
+            self.writes.forget(sid)
+            self.hints.deleted(sid)
+        for s in written.values():
+            self.hints.started(s.session_id)
+            self.hub.emit(Lifecycle("session.started", s.session_id, summarize(s)))
 
     # -- maintenance -------------------------------------------------------------------
 

@@ -90,8 +90,13 @@ class Database:
                     min_size=self._min,
                     max_size=self._max,
                     command_timeout=60,
-                    # a NOTIFY-carrying write must not be cached across a failover
                     max_inactive_connection_lifetime=60,
+                    server_settings={
+                        "application_name": "sessionlog",
+                        # JIT compiles a search's plan for 30-50 ms when the planner
+                        # expects many rows (bench_postgres.py): never worth it here
+                        "jit": "off",
+                    },
                 )
             except (*_GONE, asyncpg.PostgresError) as e:
                 raise unavailable(e, f"connecting to {redact(self.url)}") from e

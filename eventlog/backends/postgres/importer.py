@@ -55,9 +55,9 @@ _SESSION_COLUMNS = [
 ]
 
 
-async def insert(c: Any, sessions: dict[str, list[Event]], instance: str) -> dict[str, Session]:
+async def insert(c: Any, sessions: dict[str, list[Event]]) -> dict[str, Session]:
     """Insert parsed sessions (all, or none if any exists) in the caller's transaction;
-    returns them folded. Their wake-ups go out when that transaction commits."""
+    returns them folded (the caller hints other instances once it has committed)."""
     exists = await c.fetch(
         "SELECT session_id FROM sessions WHERE session_id = ANY($1)", list(sessions)
     )
@@ -96,8 +96,5 @@ async def insert(c: Any, sessions: dict[str, list[Event]], instance: str) -> dic
             for sid, s in folded.items()
             for r in [summarize(s)]
         ],
-    )
-    await c.executemany(
-        "SELECT pg_notify('sessionlog', $1)", [(f"S {instance} {sid}",) for sid in sessions]
     )
     return folded

@@ -6,7 +6,8 @@ the LISTEN connection is re-established, so a lost or merged NOTIFY costs latenc
 never an event. Every delivery goes through ``_deliver``, which drops what was already
 published and fetches any gap first: subscribers see each seq once, in order.
 
-Hints (``pg_notify('sessionlog', …)``, sent by the SQL functions at commit):
+Hints (``pg_notify('sessionlog', …)``, sent after commit by ``hints.py``, several per
+payload, one per line):
 ``E <instance> <session> <head>`` events, ``S <instance> <session>`` started,
 ``D <instance> <session>`` deleted.
 """
@@ -26,7 +27,10 @@ from ...events import Event, MessageDelta, decoder
 from ...model import Summary
 from ...notify import Hub, Lifecycle, Published
 from .db import _GONE, Database, redact
+from .hints import CHANNEL, SEPARATOR
 from .writes import Committed
+
+LISTENER = "sessionlog-listen"  # application_name of the LISTEN connection
 
 log = logging.getLogger("sessionlog.postgres")
 _summary = __import__("msgspec").json.Decoder(Summary)
@@ -93,7 +97,9 @@ class Live:
         while True:
             lost = asyncio.Event()
             try:
-                conn = await asyncpg.connect(self._db.url, timeout=10)
+                conn = await asyncpg.connect(
+                    self._db.url, timeout=10, server_settings={"application_name": LISTENER}
+                )
             except (*_GONE, asyncpg.PostgresError) as e:
                 log.warning("LISTEN connection to %s failed: %s", redact(self._db.url), e)
                 await asyncio.sleep(backoff)
@@ -102,7 +108,7 @@ class Live:
             self._conn = conn
             conn.add_termination_listener(lambda _c, lost=lost: lost.set())
             try:
-                await conn.add_listener("sessionlog", self._on_hint)
+                await conn.add_listener(CHANNEL, self._on_hint)
             except (*_GONE, asyncpg.PostgresError):
                 continue
             backoff = 0.02
@@ -148,12 +154,16 @@ class Live:
     # -- hints -------------------------------------------------------------------------
 
     def _on_hint(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        parts = payload.split(" ")
+        for hint in payload.split(SEPARATOR):  # hints.py packs several per payload
+            self._hint(hint)
+
+    def _hint(self, hint: str) -> None:
+        parts = hint.split(" ")
         if len(parts) < 3:
             return
         kind, instance, sid = parts[0], parts[1], parts[2]
         mine = instance == self._instance
-        if kind == "E":
+        if kind == "E" and len(parts) == 4 and parts[3].isdigit():
             w = self._watched.get(sid)
             if w is not None and w.known and int(parts[3]) > w.published:
                 self._pump(sid)

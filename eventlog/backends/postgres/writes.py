@@ -46,7 +46,7 @@ _MAX_LOST = 2
 
 _WRITE = (
     "SELECT sessionlog_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-    "$15, $16, $17, $18, $19, $20, $21)"
+    "$15, $16, $17, $18, $19, $20)"
 )
 
 
@@ -98,12 +98,10 @@ class Writes:
     def __init__(
         self,
         db: Database,
-        instance: str,
         on_commit: Callable[[Committed], None],
         cache_sessions: int = 512,
     ) -> None:
         self._db = db
-        self._instance = instance
         self._on_commit = on_commit
         self._cache: OrderedDict[str, SessionState] = OrderedDict()
         self._cache_max = cache_sessions
@@ -278,7 +276,6 @@ class Writes:
             ]
         elif messages != after.message_count:
             counts = [(after.archived, after.type, 0, after.message_count - messages)]
-        head = base + len(events)
         async with self._db.conn("appending") as c:
             found = await c.fetchval(
                 _WRITE,
@@ -302,7 +299,6 @@ class Writes:
                 [t for _, t, _, _ in counts] or None,
                 [n for _, _, n, _ in counts] or None,
                 [m for _, _, _, m in counts] or None,
-                f"E {self._instance} {session_id} {head}",
             )
         if found == base:
             self._on_commit(Committed(session_id, events, after))

@@ -1,12 +1,19 @@
 -- Version 2: search hits say which message matched, with a snippet (ts_headline needs
--- the text, and the page jumps to the message's position), and tags filter without
--- case (sessions.tags holds them casefolded; the summary keeps each spelling).
--- Rows written by version 1 get their text and position from `sessionlog reindex`.
+-- the text, and the page jumps to the message's position); tags filter without case
+-- (sessions.tags holds them casefolded; the summary keeps each spelling); the week's
+-- count reads an index alone; and the functions no longer NOTIFY: a NOTIFY inside the
+-- writing transaction holds the database-wide notify lock through its commit, so
+-- writers hint after commit, batched (hints.py). Rows written by version 1 get their
+-- search text and position from `sessionlog reindex`.
 
 ALTER TABLE docs ADD COLUMN body text NOT NULL DEFAULT '';
 ALTER TABLE docs ADD COLUMN position integer;  -- the message's index; NULL: the title
 UPDATE sessions SET tags = (SELECT coalesce(array_agg(DISTINCT lower(t)), '{}') FROM unnest(tags) t);
 
+CREATE INDEX sessions_archived_started ON sessions (archived, started_at);
+
+DROP FUNCTION sessionlog_start(text, text, text, text, text, text, text, text);
+DROP FUNCTION sessionlog_delete(text, text);
 DROP FUNCTION sessionlog_write(text, bigint, text[], text[], text[], text, text, text[], boolean,
     boolean, integer, text, text[], text[], text[], boolean[], text[], integer[], integer[], text);
 
@@ -15,8 +22,7 @@ CREATE FUNCTION sessionlog_write(
     p_last_updated text, p_type text, p_tags text[], p_pinned boolean, p_archived boolean,
     p_messages integer, p_summary text,
     p_doc_ids text[], p_doc_texts text[], p_doc_weights text[], p_doc_positions integer[],
-    p_cnt_archived boolean[], p_cnt_types text[], p_cnt_n integer[], p_cnt_msgs integer[],
-    p_hint text
+    p_cnt_archived boolean[], p_cnt_types text[], p_cnt_n integer[], p_cnt_msgs integer[]
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     h bigint;
@@ -48,13 +54,12 @@ BEGIN
             SELECT p_sid, a, t, c, m FROM unnest(p_cnt_archived, p_cnt_types, p_cnt_n, p_cnt_msgs)
                 AS x(a, t, c, m);
     END IF;
-    PERFORM pg_notify('sessionlog', p_hint);  -- delivered at commit, never before
     RETURN h;
 END $$;
 
-CREATE OR REPLACE FUNCTION sessionlog_start(
+CREATE FUNCTION sessionlog_start(
     p_sid text, p_event_id text, p_body text, p_started_at text, p_type text,
-    p_summary text, p_title text, p_hint text
+    p_summary text, p_title text
 ) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO used_ids VALUES (p_sid) ON CONFLICT DO NOTHING;
@@ -70,6 +75,22 @@ BEGIN
     END IF;
     INSERT INTO counter_deltas (session_id, archived, type, n, messages)
         VALUES (p_sid, false, p_type, 1, 0);
-    PERFORM pg_notify('sessionlog', p_hint);
+    RETURN true;
+END $$;
+
+CREATE FUNCTION sessionlog_delete(p_sid text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    r sessions%ROWTYPE;
+BEGIN
+    SELECT * INTO r FROM sessions WHERE session_id = p_sid FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO counter_deltas (session_id, archived, type, n, messages)
+        VALUES (p_sid, r.archived, r.type, -1, -r.messages);
+    DELETE FROM events WHERE session_id = p_sid;
+    DELETE FROM docs WHERE session_id = p_sid;
+    DELETE FROM snapshots WHERE session_id = p_sid;
+    DELETE FROM sessions WHERE session_id = p_sid;
     RETURN true;
 END $$;
