@@ -47,7 +47,9 @@ from .live import Live
 from .writes import Committed, Writes
 
 _session = msgspec.json.Decoder(Session)
-_COMPACT_AFTER = 200  # events past a session's snapshot before compaction folds them in
+# events past a session's snapshot before compaction folds them in (the partial index
+# sessions_to_compact, migration 2, has the same number)
+_COMPACT_AFTER = 200
 
 
 class PostgresBackend(RequestWrites):
@@ -331,8 +333,8 @@ class PostgresBackend(RequestWrites):
             ids = [
                 r[0]
                 for r in await c.fetch(
-                    "SELECT session_id FROM sessions WHERE head - snap_seq >= $1 LIMIT 1000",
-                    _COMPACT_AFTER,
+                    f"SELECT session_id FROM sessions WHERE head - snap_seq >= {_COMPACT_AFTER} "
+                    "LIMIT 1000"
                 )
             ]
         for sid in ids:

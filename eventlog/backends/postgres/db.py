@@ -74,6 +74,14 @@ def _refused(e: BaseException, doing: str) -> StorageError:
     )
 
 
+async def _keep_session(c: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (a round trip per use): pooled connections
+    never change session state (no LISTEN, SET or session-level advisory lock; the
+    migration's lock is released in the same ``conn`` block)."""
+    if c.is_in_transaction():  # a task cancelled mid-transaction: never hand that on
+        await c.execute("ROLLBACK")
+
+
 class Database:
     """An asyncpg pool opened on first use (so ``eventlog.connect`` can stay sync)."""
 
@@ -91,6 +99,7 @@ class Database:
                     max_size=self._max,
                     command_timeout=60,
                     max_inactive_connection_lifetime=60,
+                    reset=_keep_session,
                     server_settings={
                         "application_name": "sessionlog",
                         # JIT compiles a search's plan for 30-50 ms when the planner

@@ -87,6 +87,8 @@ async def query(c: Any, req: ListRequest, now: datetime | None = None) -> ListRe
     w = _Where()
     if req.archived is not None:
         w.add("s.archived = {}", req.archived)
+    else:  # spelled out so (archived, started_at) serves date bounds and counts
+        w.conds.append("s.archived IN (false, true)")
     if req.type is not None:
         w.add("s.type = {}", req.type)
     if req.tag is not None:
