@@ -411,6 +411,50 @@ def test_message_sent_while_the_server_is_down_arrives_exactly_once(
         srv.kill()
 
 
+def test_a_store_that_lost_the_tail_makes_the_page_reload_the_session(
+    tmp_path: Path, chromium: Any, pages: Pages
+) -> None:
+    """After a failover to an asynchronous replica (or a restore from an older backup)
+    the store has fewer events than the page showed. Resuming with ``after_seq`` past
+    the head must not hide what the store now holds or writes next under those seqs:
+    the server answers ``resync`` and the page reloads the session."""
+    data = tmp_path / "data"
+    data.mkdir()
+    srv = Server(data, tmp_path).start()
+    try:
+        page = pages.open(srv)
+        for text in ("one", "two", "three"):
+            send(page, text)
+            expect(message_with_text(page, text)).to_have_attribute("data-status", "complete")
+        sid = current_id(page)
+        srv.stop(signal.SIGTERM)
+        expect(page.get_by_test_id("connection-status")).to_have_attribute(
+            "data-status", "offline"
+        )
+        # the store as a replica that missed the last append: journal cut after "two",
+        # derived files (snapshot, index) rebuilt from it
+        [journal] = data.glob(f"sessions/*/{sid}.jsonl")
+        journal.write_bytes(b"".join(journal.read_bytes().splitlines(keepends=True)[:3]))
+        journal.with_suffix(".json").unlink()
+        for derived in data.glob("index.sqlite3*"):
+            derived.unlink()
+        srv.start()
+        expect(page.get_by_test_id("connection-status")).to_have_attribute(
+            "data-status", "online", timeout=15_000
+        )
+        expect(page.get_by_test_id("message")).to_have_count(2, timeout=10_000)
+        srv.append(sid, "assistant", "written after the failover")  # gets seq 4 again
+        expect(message_with_text(page, "written after the failover")).to_have_count(1)
+        assert [r["text"] for r in message_rows(page)] == [
+            "one",
+            "two",
+            "written after the failover",
+        ]
+    finally:
+        pages.close()
+        srv.kill()
+
+
 # -- 5. streaming -----------------------------------------------------------------------------
 
 

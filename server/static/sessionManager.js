@@ -706,7 +706,15 @@ export class SessionManager {
         const sub = this._subs.get(frame.session_id);
         if (sub) {
           sub.resyncing = false;
+          if (frame.resync) sub.lastSeq = 0; // the whole session follows, from seq 1
           if (sub.lastSeq == null && typeof frame.seq === 'number') sub.lastSeq = frame.seq;
+        }
+        if (frame.resync && this.currentSessionId === frame.session_id) {
+          // The server has less than we showed (it failed over to a replica that had not
+          // caught up, or was restored from a backup): our copy cannot be patched.
+          this.loadSession(frame.session_id, { messageLimit: this._staleLimit }).catch((err) => {
+            this._emit('error', err, { op: 'load' });
+          });
         }
         for (const [id, sid] of this._subReqs) if (sid === frame.session_id) this._subReqs.delete(id);
         break;
