@@ -428,9 +428,7 @@ def test_a_store_that_lost_the_tail_makes_the_page_reload_the_session(
             expect(message_with_text(page, text)).to_have_attribute("data-status", "complete")
         sid = current_id(page)
         srv.stop(signal.SIGTERM)
-        expect(page.get_by_test_id("connection-status")).to_have_attribute(
-            "data-status", "offline"
-        )
+        expect(page.get_by_test_id("connection-status")).to_have_attribute("data-status", "offline")
         # the store as a replica that missed the last append: journal cut after "two",
         # derived files (snapshot, index) rebuilt from it
         [journal] = data.glob(f"sessions/*/{sid}.jsonl")

@@ -277,3 +277,33 @@ async def test_a_version_1_database_migrates_to_the_latest_and_keeps_its_session
         assert [(h.session_id, h.message_index) for h in found.hits] == [("oldsession01", 0)]
     finally:
         await b.close()
+
+
+async def test_writes_to_many_sessions_that_arrive_together_share_one_commit(
+    pg_url: str,
+) -> None:
+    """Group commit across sessions: one round trip and one WAL flush for all that is
+    ready, and each session still gets exactly its own events, gap-free."""
+    b = PostgresBackend(pg_url, pool_size=4)
+    try:
+        sids = [(await b.start(StartRequest())).session_id for _ in range(20)]
+        for sid in sids:  # each state is cached now: nothing to read before writing
+            await b.append(AppendRequest(session_id=sid, role="user", content="first"))
+        calls = b.writes.group.calls
+        results = await asyncio.gather(
+            *(b.append(AppendRequest(session_id=s, role="user", content="second")) for s in sids)
+        )
+        assert b.writes.group.calls - calls == 1
+        assert [r.seq for r in results] == [3] * 20
+        conn = await asyncpg.connect(pg_url)
+        try:
+            xmins = await conn.fetchval(
+                "SELECT count(DISTINCT xmin::text) FROM events WHERE seq = 3"
+            )
+        finally:
+            await conn.close()
+        assert xmins == 1
+        for sid in sids:
+            assert [e.seq for e in await b.events(sid, 0)] == [1, 2, 3]
+    finally:
+        await b.close()

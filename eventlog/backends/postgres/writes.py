@@ -1,5 +1,6 @@
 """The write path: requests to one session are batched, decided by ``ops`` against a
-cached ``SessionState``, and committed by one ``sessionlog_write`` call (one round trip).
+cached ``SessionState``, and committed with other sessions' batches by one
+``sessionlog_write_batch`` call (one round trip; ``group.py``).
 
 The cache is optimistic: it is exact only while this instance is the session's only
 writer. ``sessionlog_write`` takes the session's row lock and writes only if the head is
@@ -38,16 +39,12 @@ from ...model import Summary, summarize
 from ...ops import WriteRequest, builder
 from ...state import SessionState
 from .db import Database, connection_lost
+from .group import Count, Doc, GroupCommit, Row, SessionWrite
 
 # How many times a batch is rebuilt when other instances keep writing first.
 _MAX_TRIES = 50
 # How many times a write whose connection died is checked and tried again.
 _MAX_LOST = 2
-
-_WRITE = (
-    "SELECT sessionlog_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-    "$15, $16, $17, $18, $19, $20)"
-)
 
 
 class Committed(msgspec.Struct, frozen=True):
@@ -56,15 +53,6 @@ class Committed(msgspec.Struct, frozen=True):
     session_id: str
     events: list[Event]
     summary: Summary
-
-
-class Doc(msgspec.Struct, frozen=True):
-    """A search doc: a complete message's text (weight D) or the title (A, no position)."""
-
-    doc_id: str
-    text: str
-    weight: str
-    position: int | None
 
 
 def docs_of(state: SessionState, events: list[Event]) -> list[Doc]:
@@ -102,6 +90,7 @@ class Writes:
         cache_sessions: int = 512,
     ) -> None:
         self._db = db
+        self.group = GroupCommit(db)
         self._on_commit = on_commit
         self._cache: OrderedDict[str, SessionState] = OrderedDict()
         self._cache_max = cache_sessions
@@ -266,40 +255,38 @@ class Writes:
         before: tuple[bool, str, int],
     ) -> int:
         after = summarize(state.folder.view())
-        docs = docs_of(state, events)
-        counts: list[tuple[bool, str, int, int]] = []
+        counts: list[Count] = []
         archived, kind, messages = before
         if (archived, kind) != (after.archived, after.type):
             counts = [
-                (archived, kind, -1, -messages),
-                (after.archived, after.type, 1, after.message_count),
+                Count(archived, kind, -1, -messages),
+                Count(after.archived, after.type, 1, after.message_count),
             ]
         elif messages != after.message_count:
-            counts = [(after.archived, after.type, 0, after.message_count - messages)]
-        async with self._db.conn("appending") as c:
-            found = await c.fetchval(
-                _WRITE,
-                session_id,
-                base,
-                [e.id for e in events],
-                [e.data.message_id if isinstance(e, MessageAppended) else None for e in events],
-                [encoder.encode(e).decode() for e in events],
-                after.last_updated,
-                after.type,
-                [t.casefold() for t in after.tags],  # filtered without case
-                after.pinned,
-                after.archived,
-                after.message_count,
-                encoder.encode(after).decode(),
-                [d.doc_id for d in docs] or None,
-                [d.text for d in docs] or None,
-                [d.weight for d in docs] or None,
-                [d.position for d in docs] or None,
-                [a for a, _, _, _ in counts] or None,
-                [t for _, t, _, _ in counts] or None,
-                [n for _, _, n, _ in counts] or None,
-                [m for _, _, _, m in counts] or None,
+            counts = [Count(after.archived, after.type, 0, after.message_count - messages)]
+        found = await self.group.write(
+            SessionWrite(
+                sid=session_id,
+                base=base,
+                events=[
+                    Row(
+                        e.id,
+                        e.data.message_id if isinstance(e, MessageAppended) else None,
+                        encoder.encode(e).decode(),
+                    )
+                    for e in events
+                ],
+                last_updated=after.last_updated,
+                type=after.type,
+                tags=[t.casefold() for t in after.tags],  # filtered without case
+                pinned=after.pinned,
+                archived=after.archived,
+                messages=after.message_count,
+                summary=encoder.encode(after).decode(),
+                docs=docs_of(state, events),
+                counts=counts,
             )
+        )
         if found == base:
             self._on_commit(Committed(session_id, events, after))
-        return int(found)
+        return found

@@ -25,44 +25,56 @@ DROP FUNCTION sessionlog_delete(text, text);
 DROP FUNCTION sessionlog_write(text, bigint, text[], text[], text[], text, text, text[], boolean,
     boolean, integer, text, text[], text[], text[], boolean[], text[], integer[], integer[], text);
 
-CREATE FUNCTION sessionlog_write(
-    p_sid text, p_base bigint, p_ids text[], p_mids text[], p_bodies text[],
-    p_last_updated text, p_type text, p_tags text[], p_pinned boolean, p_archived boolean,
-    p_messages integer, p_summary text,
-    p_doc_ids text[], p_doc_texts text[], p_doc_weights text[], p_doc_positions integer[],
-    p_cnt_archived boolean[], p_cnt_types text[], p_cnt_n integer[], p_cnt_msgs integer[]
-) RETURNS bigint LANGUAGE plpgsql AS $$
+-- One call commits the writes of several sessions (group commit across sessions: one
+-- round trip and one WAL flush for everything the instance has ready). For each write,
+-- in the order given (sorted by session_id, so two instances never deadlock): lock the
+-- head, check it is the seq the writer built on, insert its events at head+1…, update
+-- the list row, the search docs and the counters. Returns the head found for each:
+-- `base` means written; -1 no such session; anything else, another writer got there
+-- first (nothing of that one is written; the others are).
+CREATE FUNCTION sessionlog_write_batch(p jsonb) RETURNS bigint[] LANGUAGE plpgsql AS $$
 DECLARE
+    w jsonb;
+    sid text;
     h bigint;
-    n integer := coalesce(array_length(p_bodies, 1), 0);
+    base bigint;
+    n integer;
+    found bigint[] := '{}';
 BEGIN
-    SELECT head INTO h FROM sessions WHERE session_id = p_sid FOR UPDATE;
-    IF h IS NULL THEN
-        RETURN -1;
-    END IF;
-    IF h <> p_base OR n = 0 THEN
-        RETURN h;
-    END IF;
-    INSERT INTO events (session_id, seq, event_id, message_id, body)
-        SELECT p_sid, p_base + i, p_ids[i], p_mids[i], p_bodies[i]
-        FROM generate_series(1, n) AS i;
-    UPDATE sessions SET head = p_base + n, last_updated = p_last_updated, type = p_type,
-        tags = p_tags, pinned = p_pinned, archived = p_archived, messages = p_messages,
-        summary = p_summary
-        WHERE session_id = p_sid;
-    IF p_doc_ids IS NOT NULL THEN
+    FOR w IN SELECT value FROM jsonb_array_elements(p) LOOP
+        sid := w->>'sid';
+        base := (w->>'base')::bigint;
+        n := jsonb_array_length(w->'events');
+        SELECT head INTO h FROM sessions WHERE session_id = sid FOR UPDATE;
+        IF h IS NULL THEN
+            found := found || (-1)::bigint;
+            CONTINUE;
+        END IF;
+        found := found || h;
+        IF h <> base OR n = 0 THEN
+            CONTINUE;
+        END IF;
+        INSERT INTO events (session_id, seq, event_id, message_id, body)
+            SELECT sid, base + e.i, e.v->>'id', e.v->>'mid', e.v->>'body'
+            FROM jsonb_array_elements(w->'events') WITH ORDINALITY AS e(v, i);
+        UPDATE sessions SET head = base + n, last_updated = w->>'last_updated',
+            type = w->>'type', tags = ARRAY(SELECT jsonb_array_elements_text(w->'tags')),
+            pinned = (w->>'pinned')::boolean, archived = (w->>'archived')::boolean,
+            messages = (w->>'messages')::integer, summary = w->>'summary'
+            WHERE session_id = sid;
         INSERT INTO docs (session_id, doc_id, tsv, body, position)
-            SELECT p_sid, d, setweight(to_tsvector('simple', t), w::"char"), t, p
-            FROM unnest(p_doc_ids, p_doc_texts, p_doc_weights, p_doc_positions) AS x(d, t, w, p)
+            SELECT sid, d->>'doc_id',
+                setweight(to_tsvector('simple', d->>'text'), (d->>'weight')::"char"),
+                d->>'text', (d->>'position')::integer
+            FROM jsonb_array_elements(w->'docs') AS d
             ON CONFLICT (session_id, doc_id) DO UPDATE
                 SET tsv = EXCLUDED.tsv, body = EXCLUDED.body, position = EXCLUDED.position;
-    END IF;
-    IF p_cnt_n IS NOT NULL THEN
         INSERT INTO counter_deltas (session_id, archived, type, n, messages)
-            SELECT p_sid, a, t, c, m FROM unnest(p_cnt_archived, p_cnt_types, p_cnt_n, p_cnt_msgs)
-                AS x(a, t, c, m);
-    END IF;
-    RETURN h;
+            SELECT sid, (c->>'archived')::boolean, c->>'type', (c->>'n')::integer,
+                (c->>'messages')::integer
+            FROM jsonb_array_elements(w->'counts') AS c;
+    END LOOP;
+    RETURN found;
 END $$;
 
 CREATE FUNCTION sessionlog_start(
