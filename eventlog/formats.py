@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 import msgspec
 
 from .errors import InvalidRequest, SessionNotFound
-from .events import Event, SessionStarted, decoder, encoder
+from .events import Event, SessionStarted, encoder
+from .lenient import decode_event
 from .model import Session
 from .requests import MAX_DEPTH, check_session_id, too_deep
 
@@ -107,7 +108,7 @@ def parse_events(data: bytes) -> dict[str, list[Event]]:
             continue
         try:
             sid = _keyed.decode(line).session_id
-            ev = decoder.decode(line)
+            ev = decode_event(line)
         except (msgspec.DecodeError, RecursionError) as e:
             raise InvalidRequest(
                 f"invalid import: line {n} is not an event of an `events` export ({e})", "events"

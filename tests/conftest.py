@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from hypothesis import HealthCheck, settings
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, settings
 
 from eventlog.backends.file.store import Store
 from eventlog.requests import StartRequest

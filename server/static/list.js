@@ -293,7 +293,10 @@ export class SessionBrowser {
       h('time', { datetime: s.last_updated || '', text: formatDateTime(s.last_updated) }),
       ` • ${count} msg${count === 1 ? '' : 's'}`,
       s.archived ? ' • archived' : ''),
-    s.preview ? h('span', { class: 'session-preview', text: `“${s.preview}”` }) : null);
+    s.preview ? h('span', { class: 'session-preview', text: `“${s.preview}”` }) : null,
+    // a journal that cannot be read is listed, with what `sessionlog verify` says
+    s.damaged ? h('span', { class: 'session-damaged', 'data-testid': 'session-damaged',
+      text: `Damaged: ${s.damaged}` }) : null);
     li.append(open);
     if (s.tags?.length) {
       li.append(h('ul', { class: 'tag-list', 'aria-label': 'Tags' },

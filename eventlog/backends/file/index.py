@@ -151,6 +151,15 @@ class Index:
                 self._apply_one(session, events, journal, size, ops, rebuilding=False)
             self._write_docs(ops)
 
+    def apply_damaged(self, items: Iterable[tuple[Session, str, int, str]]) -> None:
+        """List sessions whose journal cannot be read, so they never silently vanish:
+        (a stand-in session with what is known, journal path, size, what is wrong)."""
+        with self._lock, self._tx():
+            ops: list[_DocOp] = []
+            for session, journal, size, damaged in items:
+                self._apply_one(session, (), journal, size, ops, rebuilding=False, damaged=damaged)
+            self._write_docs(ops)
+
     def _apply_one(
         self,
         session: Session,
@@ -160,6 +169,7 @@ class Index:
         ops: list[_DocOp],
         *,
         rebuilding: bool,
+        damaged: str = "",
     ) -> None:
         """Upsert the row and tags; append the full-text changes to ``ops``."""
         db = self._db
@@ -184,6 +194,7 @@ class Index:
             or (events and (events[0].seq > old[0] + 1 or events[-1].seq != session.seq))
         )
         summary = summarize(session)
+        summary.damaged = damaged
         tags = _encode(sorted(set(summary.tags)))
         row = msgspec.structs.asdict(summary)  # sqlite3 ignores the keys not in _UPSERT
         row.update(tags=tags, journal=journal, size=size, summary=_encode(summary))
@@ -253,11 +264,12 @@ class Index:
 
     def rebuild(
         self,
-        items: Iterable[Session | tuple[Session, str, int]],
+        items: Iterable[Session | tuple[Session, str, int] | tuple[Session, str, int, str]],
         progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Clear the index and index ``items`` (sessions, or (session, journal, size);
-        a bare session gets the spec's journal path and size 0). Commits every few
+        """Clear the index and index ``items`` (sessions, or (session, journal, size), or
+        that and what is damaged (see ``apply_damaged``); a bare session gets the spec's
+        journal path and size 0). Commits every few
         thousand sessions, so readers meanwhile see a partial list; returns the count."""
         with self._lock, self._tx():
             self._create(drop=True)  # dropping is much faster than deleting FTS rows
@@ -265,7 +277,7 @@ class Index:
         it = iter(items)
         while True:
             batch = [
-                x if isinstance(x, tuple) else (x, _default_journal(x), 0)
+                (*x, "")[:4] if isinstance(x, tuple) else (x, _default_journal(x), 0, "")
                 for _, x in zip(range(_REBUILD_BATCH), it, strict=False)
             ]
             if not batch:
@@ -274,8 +286,10 @@ class Index:
             # starved; _apply_one(rebuilding=True) never overwrites a newer row
             with self._lock, self._tx():
                 ops: list[_DocOp] = []
-                for session, journal, size in batch:
-                    self._apply_one(session, (), journal, size, ops, rebuilding=True)
+                for session, journal, size, damaged in batch:
+                    self._apply_one(
+                        session, (), journal, size, ops, rebuilding=True, damaged=damaged
+                    )
                 self._write_docs(ops)
             n += len(batch)
             if progress is not None:

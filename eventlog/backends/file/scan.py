@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from ...events import Event, decoder
+from ...events import Event
+from ...lenient import decode_event, decode_events
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def scan(buf: bytes, base: int = 0, last_seq: int = 0) -> Scan:
     nl = buf.rfind(b"\n")
     body = buf[: nl + 1] if nl >= 0 else b""
     try:  # fast path: every line good
-        events = decoder.decode_lines(body) if body else []
+        events = decode_events(body) if body else []
         if all(e.seq == last_seq + i + 1 for i, e in enumerate(events)):
             out.events = events
             out.end = base + len(body)
@@ -58,7 +59,7 @@ def scan(buf: bytes, base: int = 0, last_seq: int = 0) -> Scan:
         eol = body.index(b"\n", pos)
         line = body[pos:eol]
         try:
-            ev = decoder.decode(line)
+            ev = decode_event(line)
             if ev.seq <= last_seq:
                 raise ValueError(f"seq {ev.seq} repeats or goes back (last good seq {last_seq})")
         except (msgspec.DecodeError, ValueError) as e:
@@ -127,7 +128,7 @@ def _line_from(fd: int, pos: int, limit: int) -> tuple[int, int, int] | None:
             continue
         start, end = pos + nl + 1, pos + eol + 1
         try:
-            return start, end, decoder.decode(buf[nl + 1 : eol]).seq
+            return start, end, decode_event(buf[nl + 1 : eol]).seq
         except msgspec.DecodeError:
             pos = start  # a corrupt line: try the one after it
     return None
