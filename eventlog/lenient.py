@@ -27,70 +27,68 @@ from .events import (
     decoder,
 )
 
-_DATA: dict[str, type[msgspec.Struct]] = {
-    "session.started": SessionStartedData,
-    "message.appended": MessageAppendedData,
-    "message.delta": MessageDeltaData,
-    "message.completed": MessageCompletedData,
-    "message.edited": MessageEditedData,
-    "session.updated": SessionUpdatedData,
-    "error.recorded": ErrorRecordedData,
+
+def _loose(strict: type[msgspec.Struct], absent: tuple[str, ...] = ()) -> type[msgspec.Struct]:
+    """A struct like ``strict`` whose optional fields (and those in ``absent``) may be
+    null or missing (then None: the converters below put the default in)."""
+    fields: list[tuple[str, Any, Any]] = [
+        (f.name, f.type, msgspec.NODEFAULT)
+        if f.required and f.name not in absent
+        else (f.name, f.type | None, None)
+        for f in msgspec.structs.fields(strict)
+    ]
+    return msgspec.defstruct(f"Loose{strict.__name__}", fields)
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+# The strict data from a loose one. The fields the engine always writes but a foreign
+# writer may leave out get: user_name "User", metadata {} (fresh per event), a message's
+# timestamp the event's ``ts``; the others their Struct default.
+_CONVERT: dict[str, tuple[type[msgspec.Struct], Callable[[Any, str], Any]]] = {
+    "session.started": (
+        _loose(SessionStartedData, ("user_name", "metadata")),
+        lambda d, ts: SessionStartedData(
+            _or(d.user_name, "User"), _or(d.metadata, {}), _or(d.title, "")
+        ),
+    ),
+    "message.appended": (
+        _loose(MessageAppendedData, ("timestamp", "metadata")),
+        lambda d, ts: MessageAppendedData(
+            d.message_id,
+            d.role,
+            d.content,
+            _or(d.timestamp, ts),
+            _or(d.metadata, {}),
+            _or(d.status, "complete"),
+        ),
+    ),
+    "message.delta": (
+        _loose(MessageDeltaData),
+        lambda d, ts: MessageDeltaData(d.message_id, d.content, _or(d.mode, "append")),
+    ),
+    # the rest already take null for their optional fields: no conversion
+    "message.completed": (MessageCompletedData, lambda d, ts: d),
+    "message.edited": (MessageEditedData, lambda d, ts: d),
+    "session.updated": (SessionUpdatedData, lambda d, ts: d),
+    "error.recorded": (ErrorRecordedData, lambda d, ts: d),
 }
-
-# Fields the engine always writes but a foreign writer may leave out: their value when
-# absent (a callable gets the event's ``ts``; dicts are made fresh per event).
-_FILL: dict[str, dict[str, Callable[[str], Any]]] = {
-    "session.started": {"user_name": lambda ts: "User", "metadata": lambda ts: {}},
-    "message.appended": {"metadata": lambda ts: {}, "timestamp": lambda ts: ts},
-}
-
-
-def _loose(
-    tag: str, strict: type[msgspec.Struct]
-) -> tuple[type[msgspec.Struct], Callable[..., Any]]:
-    """A struct like ``strict`` whose optional fields accept null, and the builder of the
-    strict data from it."""
-    fill = _FILL.get(tag, {})
-    fields: list[tuple[str, Any, Any]] = []
-    defaults: dict[str, Any] = {}
-    for f in msgspec.structs.fields(strict):
-        if f.required and f.name not in fill:
-            fields.append((f.name, f.type, msgspec.NODEFAULT))
-        else:
-            fields.append((f.name, f.type | None, None))
-            if not f.required:
-                defaults[f.name] = f.default
-    data = msgspec.defstruct(f"Loose{strict.__name__}", fields)
-    names = [f[0] for f in fields]
-
-    def build(d: Any, ts: str) -> Any:
-        kwargs = {}
-        for name in names:
-            v = getattr(d, name)
-            if v is None:
-                if name in fill:
-                    v = fill[name](ts)
-                elif name in defaults:
-                    v = defaults[name]
-            kwargs[name] = v
-        return strict(**kwargs)
-
-    return data, build
-
-
-_BUILD: dict[str, Callable[..., Any]] = {}
-_LOOSE_EVENTS: list[type[msgspec.Struct]] = []
-for _tag, _cls in _DATA.items():
-    _data, _BUILD[_tag] = _loose(_tag, _cls)
-    _LOOSE_EVENTS.append(
-        msgspec.defstruct(
-            "Loose" + _tag.replace(".", "_"),
-            [("seq", int), ("id", str), ("ts", str), ("data", _data)],
-            tag_field="type",
-            tag=_tag,
+_BUILD = {tag: convert for tag, (_, convert) in _CONVERT.items()}
+_loose_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+    Union[  # noqa: UP007 (a union built at run time)
+        tuple(
+            msgspec.defstruct(
+                "Loose" + tag.replace(".", "_"),
+                [("seq", int), ("id", str), ("ts", str), ("data", data)],
+                tag_field="type",
+                tag=tag,
+            )
+            for tag, (data, _) in _CONVERT.items()
         )
-    )
-_loose_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Union[tuple(_LOOSE_EVENTS)])  # noqa: UP007
+    ]
+)
 _EVENT: dict[str, Any] = {cls.__struct_config__.tag: cls for cls in Event.__args__}
 
 
@@ -114,8 +112,11 @@ def decode_event(line: bytes) -> Event:
 
 
 def decode_events(body: bytes) -> list[Event]:
-    """``decode_event`` for newline-separated lines, all decoded at once when they can be."""
+    """``decode_event`` for newline-separated lines, all decoded at once."""
     try:
         return decoder.decode_lines(body)
-    except msgspec.ValidationError:
-        return [decode_event(line) for line in body.split(b"\n") if line.strip()]
+    except msgspec.ValidationError as strict_error:
+        try:
+            return [_strict(e) for e in _loose_decoder.decode_lines(body)]
+        except msgspec.ValidationError:
+            raise strict_error from None
