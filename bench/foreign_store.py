@@ -15,10 +15,35 @@ from pathlib import Path
 
 import msgspec
 
-WORDS = (
-    "the a note plan voice call meeting budget travel recipe code review bug deploy garden "
-    "music movie book question answer idea draft summary list schedule weather report"
-).split()
+WORDS = [
+    "the",
+    "a",
+    "note",
+    "plan",
+    "voice",
+    "call",
+    "meeting",
+    "budget",
+    "travel",
+    "recipe",
+    "code",
+    "review",
+    "bug",
+    "deploy",
+    "garden",
+    "music",
+    "movie",
+    "book",
+    "question",
+    "answer",
+    "idea",
+    "draft",
+    "summary",
+    "list",
+    "schedule",
+    "weather",
+    "report",
+]
 
 
 def _ts(t: datetime) -> str:

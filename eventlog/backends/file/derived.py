@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...errors import EventLogError, StorageError
-from . import compactor
+from . import coldstart, compactor
 
 if TYPE_CHECKING:
     from .durability import FsyncPolicy
@@ -41,7 +41,9 @@ class DerivedData:
     index: Index
     layout: Layout
 
-    def reconcile(self, progress: Callable[[int], None] | None = None) -> int:
+    def reconcile(
+        self, progress: Callable[[int], None] | None = None, *, docs_later: bool = False
+    ) -> int:
         raise NotImplementedError
 
     def _journal(self, session_id: str) -> Journal:
@@ -155,11 +157,27 @@ class DerivedData:
     def _background(self) -> None:
         if self._reconcile_later:
             try:
-                self.reconcile()
+                self.reconcile(docs_later=True)
             except Exception:
                 log.exception("reconciling the index with the journals failed")
             finally:
                 self.reconciled.set()
+        # sessions listed without their full-text docs (now, or by an earlier run): on a
+        # thread of their own, so the index flush and interval fsync go on meanwhile
+        docs = threading.Thread(target=self._fill_docs, name="eventlog-docs", daemon=True)
+        docs.start()
+        try:
+            self._flush_loop()
+        finally:
+            docs.join()
+
+    def _fill_docs(self) -> None:
+        try:
+            coldstart.fill_docs(self.index, self.layout, self._closed)
+        except Exception:
+            log.exception("writing the full-text index failed; the next start resumes it")
+
+    def _flush_loop(self) -> None:
         tick = 0
         failing = False  # the index write fails (a full disk): say so once, not 5x a second
         while not self._closed.wait(0.2):

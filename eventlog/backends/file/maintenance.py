@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ...errors import EventLogError
 from ...events import Event
-from ...fold import fold
-from ...model import Session, Stats, to_session
-from . import compactor
+from ...model import Session
+from . import coldstart, compactor
+from .checks import Problem, check_journal, stand_in
 from .layout import Layout
-from .scan import read_tail
-from .snapshot import load_cold, read_snapshot, snapshot_path
+from .snapshot import load_cold
 
 if TYPE_CHECKING:
     from .store import Store
@@ -39,9 +36,13 @@ def compact_all(store: Store, progress: Progress = None) -> int:
     return n
 
 
-def reconcile(store: Store, progress: Progress = None) -> int:
+def reconcile(store: Store, progress: Progress = None, *, docs_later: bool = False) -> int:
     """Index journals whose size differs from what the index recorded (someone wrote
-    while no indexer ran); drop index rows whose journal is gone. Returns re-indexed."""
+    while no indexer ran); drop index rows whose journal is gone. Returns re-indexed.
+
+    Many stale journals (a copied store, a lost index) are listed first, in worker
+    processes, and their full-text docs written after: here, or with ``docs_later`` by
+    the caller (``coldstart.fill_docs``), so that a server lists them within seconds."""
     stored = store.index.stored()
     seen: set[str] = set()
     stale: list[tuple[str, str]] = []
@@ -53,6 +54,12 @@ def reconcile(store: Store, progress: Progress = None) -> int:
             stale.append((sid, path))
     for sid in stored.keys() - seen:
         store.index.remove(sid)
+    if len(stale) >= coldstart.POOL_MIN:
+        cut = len(store.layout.root) + 1  # journals() paths are under the root
+        coldstart.index_rows(store.index, [(sid, p, p[cut:]) for sid, p in stale], progress)
+        if not docs_later:
+            coldstart.fill_docs(store.index, store.layout)
+        return len(stale)
     items: list[tuple[Session, list[Event], str, int]] = []
     damaged: list[tuple[Session, str, int, str]] = []
     for i, (sid, path) in enumerate(stale):
@@ -76,33 +83,6 @@ def reconcile(store: Store, progress: Progress = None) -> int:
     return len(stale)
 
 
-def stand_in(sid: str, path: str, relative: str, error: Exception) -> tuple[Session, str, int, str]:
-    """The list row of a session whose journal cannot be read (so it never silently
-    disappears from the list): what the path and file tell, and what ``verify`` says.
-    Returns (session, journal path relative to the data dir, size, what is wrong)."""
-    try:
-        st = os.stat(path)
-        size, mtime = st.st_size, st.st_mtime
-    except FileNotFoundError:
-        size, mtime = 0, 0.0
-    what = "; ".join(p.what for p in check_journal(sid, path, size) if p.path == path)
-    date = os.path.basename(os.path.dirname(path))
-    started = f"{date}T00:00:00.000Z"
-    updated = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    session = Session(
-        session_id=sid,
-        user_name="",
-        started_at=started,
-        last_updated=max(started, updated),
-        messages=[],
-        metadata={},
-        stats=Stats(),
-        errors=[],
-        seq=0,
-    )
-    return session, relative, size, what or str(error)
-
-
 def reindex(store: Store, progress: Progress = None) -> int:
     """Rebuild the index from the journals alone (it is derived data)."""
     store.flush_index()
@@ -119,59 +99,6 @@ def reindex(store: Store, progress: Progress = None) -> int:
             yield session, store.layout.relative(path), offset, ""
 
     return store.index.rebuild(sessions(), progress)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something ``verify`` found, with the file it is in."""
-
-    path: str
-    what: str
-
-
-def check_journal(sid: str, path: str, size: int) -> list[Problem]:
-    """What ``verify`` finds wrong with one journal and its snapshot (empty: all good)."""
-    scan = read_tail(path, 0, 0)
-    problems = [Problem(path, f"byte {b.offset}: unusable line ({b.reason})") for b in scan.bad]
-    if scan.torn:
-        problems.append(
-            Problem(
-                path,
-                f"{scan.torn} bytes after the last complete line "
-                "(a torn write; the next append cuts it off)",
-            )
-        )
-    if not scan.events:
-        problems.append(Problem(path, "no readable event"))
-        return problems
-    seqs = [e.seq for e in scan.events]
-    if seqs != list(range(1, len(seqs) + 1)):
-        problems.append(Problem(path, "seq is not 1..N without gaps"))
-    try:
-        whole = fold(sid, scan.events)
-    except EventLogError as e:
-        problems.append(Problem(path, str(e)))
-        return problems
-    snap_file = snapshot_path(path)
-    if not os.path.exists(snap_file):
-        return problems
-    snap = read_snapshot(path)
-    if snap is None:
-        problems.append(Problem(snap_file, "snapshot does not parse (it is rebuilt by compact)"))
-        return problems
-    upto = [e for e in scan.events if e.seq <= snap.seq]
-    if snap.journal_offset > size:
-        problems.append(
-            Problem(
-                snap_file,
-                f"covers offset {snap.journal_offset} but the journal has {size} bytes",
-            )
-        )
-    elif to_session(snap) != fold(sid, upto):
-        problems.append(Problem(snap_file, f"differs from the journal folded to seq {snap.seq}"))
-    elif snap.seq > whole.seq:
-        problems.append(Problem(snap_file, f"is at seq {snap.seq}, ahead of the journal"))
-    return problems
 
 
 def verify(root: str | os.PathLike[str], progress: Progress = None) -> tuple[int, list[Problem]]:

@@ -310,9 +310,12 @@ class Store(JournalCache, Watching, DerivedData):
         """Compact every journal on disk whose snapshot is behind (the CLI's ``compact``)."""
         return maintenance.compact_all(self, progress)
 
-    def reconcile(self, progress: Callable[[int], None] | None = None) -> int:
-        """Re-index sessions whose journal changed while nobody indexed it; drop gone ones."""
-        return maintenance.reconcile(self, progress)
+    def reconcile(
+        self, progress: Callable[[int], None] | None = None, *, docs_later: bool = False
+    ) -> int:
+        """Re-index sessions whose journal changed while nobody indexed it; drop gone ones
+        (see ``maintenance.reconcile``)."""
+        return maintenance.reconcile(self, progress, docs_later=docs_later)
 
     def is_open(self, session_id: str) -> bool:
         """Is the journal open here (so the index follows it on every append)?"""

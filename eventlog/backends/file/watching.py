@@ -13,7 +13,7 @@ from ...errors import EventLogError, SessionNotFound
 from ...events import Event
 from ...model import summarize
 from ...notify import Hub, Lifecycle
-from .maintenance import stand_in
+from .checks import stand_in
 from .snapshot import load_cold
 
 if TYPE_CHECKING:
