@@ -21,6 +21,7 @@ from ...model import Summary
 from ...notify import Hub
 from ...requests import check_session_id
 from .durability import FsyncPolicy
+from .idstore import IdStore
 from .journal import Journal
 from .layout import Layout
 
@@ -36,6 +37,7 @@ class JournalCache:
     _dirty_snap: dict[str, Journal]
     _watched: dict[str, int]
     layout: Layout
+    ids: IdStore
     fsync: FsyncPolicy
     hub: Hub
     # DerivedData's and Store's (annotations, not stubs: a stub here would shadow them)
@@ -82,6 +84,7 @@ class JournalCache:
             self._on_durable,
             resume_after=resume,
             listening=self.hub.listening,
+            ids=self.ids,
         )
         with self._mu:
             old = self._journals.pop(session_id, None)

@@ -25,6 +25,7 @@ class Layout:
         self.sessions = os.path.join(self.root, "sessions")
         self.trash = os.path.join(self.root, "trash")
         self.index = os.path.join(self.root, "index.sqlite3")
+        self.ids = os.path.join(self.root, "ids.sqlite3")  # see idstore.py
         for d in (self.root, self.sessions, self.trash):
             os.makedirs(d, exist_ok=True)
 

@@ -132,3 +132,21 @@ def _line_from(fd: int, pos: int, limit: int) -> tuple[int, int, int] | None:
         except msgspec.DecodeError:
             pos = start  # a corrupt line: try the one after it
     return None
+
+
+def seq_of_line_before(fd: int, offset: int, window: int = 1 << 16) -> int | None:
+    """The seq of the line that ends at ``offset`` (a snapshot's boundary), or None if
+    ``offset`` is not a line end or that line cannot be read within ``window`` bytes."""
+    if offset <= 0:
+        return None
+    start = max(0, offset - window)
+    buf = os.pread(fd, offset - start, start)
+    if len(buf) != offset - start or not buf.endswith(b"\n"):
+        return None
+    nl = buf.rfind(b"\n", 0, len(buf) - 1)
+    if nl < 0 and start > 0:
+        return None  # the line is longer than the window
+    try:
+        return decode_event(buf[nl + 1 : -1]).seq
+    except msgspec.DecodeError:
+        return None

@@ -41,6 +41,7 @@ from .cache import JournalCache
 from .delete import remove_journal
 from .derived import DerivedData
 from .durability import FsyncPolicy
+from .idstore import IdStore
 from .index import Index
 from .journal import Call, Journal, create
 from .layout import Layout
@@ -72,6 +73,7 @@ class Store(JournalCache, Watching, DerivedData):
         self.fsync: FsyncPolicy = fsync
         self.hub = Hub()
         self.index = Index(self.layout.index)
+        self.ids = IdStore(self.layout.ids)
         self._max_open = max_open
         self._mu = threading.Lock()
         self._paths: dict[str, str] = {}
@@ -301,6 +303,7 @@ class Store(JournalCache, Watching, DerivedData):
                 j = self._untrack(session_id)
                 remove_journal(path, self.layout.trash, session_id, j)
                 self._retire(j)
+                self.ids.forget(session_id)
             self._announce_gone(session_id)
         finally:
             with self._mu:
@@ -348,6 +351,7 @@ class Store(JournalCache, Watching, DerivedData):
             for j in js:
                 j.close()
             self.index.close()
+            self.ids.close()
 
     def __enter__(self) -> Store:
         return self
