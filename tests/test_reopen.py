@@ -158,9 +158,12 @@ def test_every_acknowledged_id_stays_a_duplicate_through_compactions_and_restart
             if op == "append":
                 r = store.append(
                     AppendRequest(
-                        session_id=sid, role="user", content=f"c{k}", id=f"e{k}",
+                        session_id=sid,
+                        role="user",
+                        content=f"c{k}",
+                        id=f"e{k}",
                         message_id=f"m{k}",
-                    )  # fmt: skip
+                    )
                 )
                 assert r.duplicate == (k in acked) and r.seq == acked.setdefault(k, r.seq)
             elif op == "compact":
