@@ -42,6 +42,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between compactions into session JSON (default 5)",
     )
     parser.add_argument(
+        "--cache-mb",
+        type=_positive_int,
+        default=64,
+        metavar="MB",
+        help="session JSON that open sessions may hold in memory, in MiB, beyond which "
+        "the least recently used are closed (default 64; memory is about 1.5-2x that)",
+    )
+    parser.add_argument(
         "--token",
         default=None,
         help="require this bearer token on every API call (default: $SESSIONLOG_TOKEN, else none)",
@@ -67,7 +75,18 @@ def config_from(args: argparse.Namespace) -> Config:
         compact_interval=args.compact_interval,
         token=token or None,
         allow_origins=tuple(args.allow_origin),
+        cache_mb=args.cache_mb,
     )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB >= 1, got {text!r}")
+    return value
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -55,8 +55,11 @@ class FileBackend:
         fsync: FsyncPolicy = "always",
         threads: int = 64,
         store: Store | None = None,
+        cache_bytes: int = 64 << 20,
     ) -> None:
-        self.store = store or Store(root, fsync=fsync, reconcile="background")
+        self.store = store or Store(
+            root, fsync=fsync, reconcile="background", cache_bytes=cache_bytes
+        )
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="eventlog")
         self._syncer = LoopSyncer()
         self._batches: dict[str, builtins.list[tuple[Build, asyncio.Future[Any]]]] = {}

@@ -40,7 +40,9 @@ def compact_journal(j: Journal) -> None:
         else:
             with j.lock:
                 j.moved(seq)
-    write_snapshot(j.path, session, offset)
+    size = write_snapshot(j.path, session, offset)
+    with j.lock:
+        j.rebase_held(size, offset)
 
 
 def compact_path(path: str, session_id: str, size: int) -> int:

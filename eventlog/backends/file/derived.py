@@ -52,6 +52,9 @@ class DerivedData:
     def release(self, j: Journal, n: int = 1) -> None:
         raise NotImplementedError
 
+    def trim(self) -> None:
+        raise NotImplementedError
+
     def _mark_dirty(self, session_id: str, j: Journal) -> None:
         """``j`` has events the index and the snapshot do not have yet."""
         with self._mu:
@@ -192,5 +195,7 @@ class DerivedData:
                     failing = True
                 if self.fsync == "interval" and tick % 5 == 0:
                     self._sync_all()
+                if tick % 5 == 0:
+                    self.trim()  # open journals grow with appends, not only with opens
             except Exception:  # a hiccup must not kill the thread; say what it was
                 log.exception("background index flush / interval fsync failed")

@@ -34,7 +34,7 @@ from .files import fsync_dir
 from .idstore import IdStore
 from .older import Layered
 from .scan import BadLine, scan, seq_of_line_before
-from .snapshot import read_snapshot
+from .snapshot import read_snapshot, snapshot_path
 
 T = TypeVar("T")
 
@@ -100,6 +100,10 @@ class Journal(GroupCommit, SessionState):
         self.bad: list[BadLine] = []
         self.unindexed: list[Event] = []  # drained by the store's index flush
         self.offset = 0  # past the last complete line applied to state
+        # what the state holds, in JSON bytes (see ``held``): a snapshot's size plus the
+        # journal bytes folded in after it (memory is about 1.5-2x that)
+        self._held_base = 0
+        self._held_from = 0
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -160,10 +164,23 @@ class Journal(GroupCommit, SessionState):
         if seq_of_line_before(self.fd, off) != snap.seq:
             return
         base = to_session(snap)
+        with contextlib.suppress(OSError):
+            self._held_base = os.path.getsize(snapshot_path(self.path))
+        self._held_from = off
         self.folder = Folder(self.session_id, base)
         self.partial = {m.message_id for m in base.messages if m.status == "partial"}
         self.offset = off
         self.moved_upto = cover[2]
+
+    @property
+    def held(self) -> int:
+        """About how much session JSON the in-memory state holds (the cache's measure)."""
+        return self._held_base + self.offset - self._held_from
+
+    def rebase_held(self, snapshot_bytes: int, offset: int) -> None:
+        """A snapshot of ``snapshot_bytes`` now says what the state up to ``offset`` is
+        (deltas folded, ids moved out): measure from there (caller holds ``lock``)."""
+        self._held_base, self._held_from = snapshot_bytes, offset
 
     def ids_to_move(self) -> tuple[list[tuple[str, int, str | None]], list[tuple[str, int]]]:
         """The in-memory ids (caller holds ``lock``): (event id, seq, message id) and

@@ -61,10 +61,13 @@ class Store(JournalCache, Watching, DerivedData):
         *,
         fsync: FsyncPolicy = "always",
         max_open: int = 512,
+        cache_bytes: int = 64 << 20,
         background: bool = True,
         reconcile: bool | Literal["background"] = True,
     ) -> None:
-        """``reconcile`` re-indexes journals changed while no indexer ran: at once
+        """``max_open`` and ``cache_bytes`` bound the open journals kept in memory, by
+        count and by the session JSON their state holds (memory is about 1.5-2x that).
+        ``reconcile`` re-indexes journals changed while no indexer ran: at once
         (True), not at all (False), or on the background thread ("background"), so a
         server answers at once; ``reconciled`` is set when it is done."""
         if fsync not in ("always", "interval", "never"):
@@ -75,6 +78,7 @@ class Store(JournalCache, Watching, DerivedData):
         self.index = Index(self.layout.index)
         self.ids = IdStore(self.layout.ids)
         self._max_open = max_open
+        self._cache_bytes = cache_bytes
         self._mu = threading.Lock()
         self._paths: dict[str, str] = {}
         self._journals: OrderedDict[str, Journal] = OrderedDict()
