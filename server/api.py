@@ -94,6 +94,9 @@ class HealthResponse(msgspec.Struct):
     websockets: int
     subscriptions: int
     fsync: str
+    # the list or full-text index is still being built (a copied store, a lost index):
+    # until false, a search may miss sessions that the list already shows
+    indexing: bool = False
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -263,6 +266,7 @@ async def health(request: web.Request) -> web.Response:
             websockets=len(app[CONNECTIONS]),
             subscriptions=app[BROKER].subscriptions,
             fsync=str(counts.get("fsync", app[CONFIG].fsync)),
+            indexing=bool(counts.get("indexing", False)),
         )
     )
 

@@ -21,9 +21,9 @@ def make_store(root: Path, n: int) -> None:
     write_journal(root, "zbroken", [b"{not json"])
 
 
-def items(root: Path) -> list[tuple[str, str, str]]:
+def items(root: Path) -> list[coldstart.Item]:
     layout = Layout(root)
-    return sorted((sid, p, layout.relative(p)) for sid, p, _ in layout.journals())
+    return sorted((sid, p, layout.relative(p), snap) for sid, p, snap in layout.journal_names())
 
 
 def test_worker_processes_read_the_same_rows_as_this_process(data_dir: Path) -> None:
@@ -80,3 +80,15 @@ def test_docs_written_later_stay_right_when_sessions_change_meanwhile(data_dir: 
         assert store.index.undocumented() == []
         assert store.list(ListRequest(query="hello", limit=100)).total_sessions == 20
         assert store.list(ListRequest(query="platypus")).total_sessions == 1
+
+
+@pytest.mark.usefixtures("small_pool")
+def test_many_journals_new_to_an_existing_index_are_listed_too(data_dir: Path) -> None:
+    with Store(data_dir, background=False) as store:
+        mine = store.start().session_id
+        store.compact()  # a snapshot beside it: read through load_cold
+    make_store(data_dir, 15)
+    with Store(data_dir, background=False) as store:
+        listed = store.list(ListRequest(limit=100))
+        assert listed.total_sessions == 17 and mine in {s.session_id for s in listed.sessions}
+        assert store.list(ListRequest(query="hello", limit=100)).total_sessions == 15

@@ -21,9 +21,11 @@ import msgspec
 
 import eventlog
 
-from ...errors import EventLogError
+from ...errors import EventLogError, JournalCorrupt
+from ...fold import fold
 from ...model import Session, Summary, summarize
 from .checks import stand_in
+from .scan import read_tail
 from .snapshot import load_cold
 
 if TYPE_CHECKING:
@@ -36,14 +38,24 @@ Damaged = tuple[Session, str, int, str]
 Rows = tuple[list[tuple[Summary, str, int]], list[Damaged]]
 
 
-def read_rows(items: list[tuple[str, str, str]]) -> Rows:
-    """(list rows, damaged rows) of journals given as (session id, path, relative path).
-    Runs in a worker process; a journal gone meanwhile is left out."""
+Item = tuple[str, str, str, bool | None]  # session id, path, relative path, has snapshot
+
+
+def read_rows(items: list[Item]) -> Rows:
+    """(list rows, damaged rows) of journals given as (session id, path, relative path,
+    has a snapshot: None if not known). Runs in a worker process; a journal gone
+    meanwhile is left out."""
     rows: list[tuple[Summary, str, int]] = []
     damaged: list[Damaged] = []
-    for sid, path, rel in items:
+    for sid, path, rel, snap in items:
         try:
-            session, offset, _ = load_cold(path, sid)
+            if snap is False:  # the whole journal: no stat, no failed open of a snapshot
+                whole = read_tail(path, 0, 0)
+                session, offset = fold(sid, whole.events), whole.end
+                if not whole.events:
+                    raise JournalCorrupt(f"{path} holds no readable event")
+            else:
+                session, offset, _ = load_cold(path, sid)
         except FileNotFoundError:
             continue
         except EventLogError as e:
@@ -63,7 +75,7 @@ def workers() -> int:
 
 
 def rows_of(
-    items: list[tuple[str, str, str]], procs: int | None = None, pool_min: int | None = None
+    items: list[Item], procs: int | None = None, pool_min: int | None = None
 ) -> Iterator[Rows]:
     """``read_rows`` of ``items`` in chunks, in worker processes when it pays.
 
@@ -123,7 +135,7 @@ def rows_of(
 
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode_items = msgspec.msgpack.Decoder(list[tuple[str, str, str]]).decode
+_decode_items = msgspec.msgpack.Decoder(list[Item]).decode
 _decode_rows = msgspec.msgpack.Decoder(
     tuple[list[tuple[Summary, str, int]], list[tuple[Session, str, int, str]]]
 ).decode
@@ -148,9 +160,7 @@ def _worker() -> None:
         out.flush()
 
 
-def index_rows(
-    index: Index, items: list[tuple[str, str, str]], progress: Callable[[int], None] | None
-) -> None:
+def index_rows(index: Index, items: list[Item], progress: Callable[[int], None] | None) -> None:
     """List every journal of ``items`` (session id, path, relative path), docs to follow."""
     n = 0
     for rows, damaged in rows_of(items):

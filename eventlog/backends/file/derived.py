@@ -37,6 +37,7 @@ class DerivedData:
     _reconcile_later: bool
     _closed: threading.Event
     reconciled: threading.Event
+    docs_pending: threading.Event
     fsync: FsyncPolicy
     index: Index
     layout: Layout
@@ -158,6 +159,7 @@ class DerivedData:
                 self.release(j)
 
     def _background(self) -> None:
+        self.docs_pending.set()  # until _fill_docs has looked (health says "indexing")
         if self._reconcile_later:
             try:
                 self.reconcile(docs_later=True)
@@ -179,6 +181,8 @@ class DerivedData:
             coldstart.fill_docs(self.index, self.layout, self._closed)
         except Exception:
             log.exception("writing the full-text index failed; the next start resumes it")
+        finally:
+            self.docs_pending.clear()
 
     def _flush_loop(self) -> None:
         tick = 0

@@ -80,6 +80,25 @@ class Layout:
                         continue
                     yield sid, entry.path, size
 
+    def journal_names(self) -> Iterator[tuple[str, str, bool]]:
+        """Every journal as (session_id, path, has a snapshot), from the folder listings
+        alone (no stat per file: a cold start of a store without an index)."""
+        for date in self.date_dirs():
+            folder = os.path.join(self.sessions, date)
+            try:
+                names = set(os.listdir(folder))
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if not name.endswith(".jsonl"):
+                    continue
+                sid = name[:-6]
+                try:
+                    check_session_id(sid)
+                except Exception:
+                    continue
+                yield sid, os.path.join(folder, name), name[:-1] in names
+
     def relative(self, path: str) -> str:
         return os.path.relpath(path, self.root)
 

@@ -44,6 +44,13 @@ def reconcile(store: Store, progress: Progress = None, *, docs_later: bool = Fal
     processes, and their full-text docs written after: here, or with ``docs_later`` by
     the caller (``coldstart.fill_docs``), so that a server lists them within seconds."""
     stored = store.index.stored()
+    if not stored:  # no index at all (a copied store): every journal is stale
+        cut = len(store.layout.root) + 1  # the paths are under the root
+        names = list(store.layout.journal_names())
+        if len(names) >= coldstart.POOL_MIN:
+            return _rows_first(
+                store, [(s, p, p[cut:], snap) for s, p, snap in names], progress, docs_later
+            )
     seen: set[str] = set()
     stale: list[tuple[str, str]] = []
     for sid, path, size in store.layout.journals():
@@ -56,10 +63,7 @@ def reconcile(store: Store, progress: Progress = None, *, docs_later: bool = Fal
         store.index.remove(sid)
     if len(stale) >= coldstart.POOL_MIN:
         cut = len(store.layout.root) + 1  # journals() paths are under the root
-        coldstart.index_rows(store.index, [(sid, p, p[cut:]) for sid, p in stale], progress)
-        if not docs_later:
-            coldstart.fill_docs(store.index, store.layout)
-        return len(stale)
+        return _rows_first(store, [(s, p, p[cut:], None) for s, p in stale], progress, docs_later)
     items: list[tuple[Session, list[Event], str, int]] = []
     damaged: list[tuple[Session, str, int, str]] = []
     for i, (sid, path) in enumerate(stale):
@@ -81,6 +85,16 @@ def reconcile(store: Store, progress: Progress = None, *, docs_later: bool = Fal
     if damaged:
         store.index.apply_damaged(damaged)
     return len(stale)
+
+
+def _rows_first(
+    store: Store, todo: list[coldstart.Item], progress: Progress, docs_later: bool
+) -> int:
+    """List many journals first, their docs after (here, or by the caller)."""
+    coldstart.index_rows(store.index, todo, progress)
+    if not docs_later:
+        coldstart.fill_docs(store.index, store.layout)
+    return len(todo)
 
 
 def reindex(store: Store, progress: Progress = None) -> int:

@@ -92,6 +92,7 @@ class Store(JournalCache, Watching, DerivedData):
         self.layout.empty_trash()
         self.layout.sweep_temp()
         self.reconciled = threading.Event()
+        self.docs_pending = threading.Event()  # set while full-text docs are being filled
         self._reconcile_later = reconcile == "background" and background
         if reconcile and not self._reconcile_later:
             self.reconcile()
@@ -337,6 +338,7 @@ class Store(JournalCache, Watching, DerivedData):
             "open_journals": open_journals,
             "fsync": self.fsync,
             "index_reconciled": self.reconciled.is_set(),
+            "indexing": not self.reconciled.is_set() or self.docs_pending.is_set(),
             "data_dir": self.layout.root,
         }
 
