@@ -189,6 +189,7 @@ class FileBackend:
         wake-up per batch (an append yields two notices; under load, many more).
         """
         loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
         pending: deque[Notice] = deque()
         lock = threading.Lock()
         scheduled = False
@@ -209,7 +210,9 @@ class FileBackend:
                 if scheduled:
                     return
                 scheduled = True
-            if not loop.is_closed():
+            if threading.get_ident() == loop_thread:
+                loop.call_soon(drain)  # published on the loop (syncer.py): no wake-up
+            elif not loop.is_closed():
                 loop.call_soon_threadsafe(drain)
 
         return self.store.subscribe(hop)
