@@ -36,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -194,7 +195,7 @@ async def http_run(
 
 async def ws_run(
     url: str, frames: Callable[[int, int], dict], clients: int, seconds: float
-) -> float:
+) -> tuple[float, int]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sockets = [await http.ws_connect(url) for _ in range(clients)]
         deadline = time.perf_counter() + seconds
@@ -214,7 +215,7 @@ async def ws_run(
         elapsed = time.perf_counter() - t0
         for ws in sockets:
             await ws.close()
-    return total / elapsed
+    return total / elapsed, total
 
 
 def raw_fsync_p50(directory: str, n: int = 1000) -> float:
@@ -264,51 +265,64 @@ async def rows_1_to_4(b: Bench, tmp: Path) -> None:
         def body(sid: str) -> dict:
             return {"session_id": sid, "role": "user", "content": MSG}
 
+        async def run(key: str, pid: int, go: Any) -> None:
+            """One measurement, with the server's CPU seconds per request beside it."""
+            c0 = cpu_s(pid)
+            value, n = await go
+            add(key, value)
+            add(key + "_cpu", (cpu_s(pid) - c0) / max(n, 1))
+
+        async def p50(go: Any) -> tuple[float, int]:
+            _, lat = await go
+            return pct(lat, 0.5), len(lat)
+
+        async def rate(go: Any) -> tuple[float, int]:
+            r, lat = await go
+            return r, len(lat)
+
+        def ws_frame(sid: Callable[[int], str]) -> Callable[[int, int], dict]:
+            return lambda k, n: {"op": "append", "req_id": n, "session_id": sid(k),
+                                 "role": "user", "content": MSG}  # fmt: skip
+
         for _ in range(a.rounds):
             add("raw", raw_fsync_p50(str(tmp)))
-            _, lat = await http_run(echo_url, lambda k: body("x" * 12), 1, a.seconds)
-            add("echo1", pct(lat, 0.5))
+            await run(
+                "echo1", echo.p.pid, p50(http_run(echo_url, lambda k: body("x"), 1, a.seconds))
+            )
             for name, srv in (("always1", always), ("never1", never)):
                 sid = own[srv][0]
-                _, lat = await http_run(
-                    f"{srv.url}api/sessions/append", lambda k, s=sid: body(s), 1, a.seconds
+                url = f"{srv.url}api/sessions/append"
+                await run(
+                    name, srv.p.pid, p50(http_run(url, lambda k, s=sid: body(s), 1, a.seconds))
                 )
-                add(name, pct(lat, 0.5))
-            rate, _ = await http_run(echo_url, lambda k: body("x" * 12), a.clients, a.seconds)
-            add("echo32", rate)
-            rate, _ = await http_run(
-                f"{always.url}api/sessions/append",
-                lambda k: body(own[always][k]),
-                a.clients,
-                a.seconds,
+            await run(
+                "echo32",
+                echo.p.pid,
+                rate(http_run(echo_url, lambda k: body("x"), a.clients, a.seconds)),
             )
-            add("append32", rate)
-            add(
-                "wsecho",
-                await ws_run(
-                    f"{echo.url}ws",
-                    lambda k, n: {
-                        "op": "append",
-                        "req_id": n,
-                        "session_id": "x",
-                        "role": "user",
-                        "content": MSG,
-                    },
-                    a.clients,
-                    a.seconds,
+            await run(
+                "append32",
+                always.p.pid,
+                rate(
+                    http_run(
+                        f"{always.url}api/sessions/append",
+                        lambda k: body(own[always][k]),
+                        a.clients,
+                        a.seconds,
+                    )
                 ),
             )
-            add(
+            await run(
+                "wsecho",
+                echo.p.pid,
+                ws_run(f"{echo.url}ws", ws_frame(lambda k: "x"), a.clients, a.seconds),
+            )
+            await run(
                 "ws32",
-                await ws_run(
+                always.p.pid,
+                ws_run(
                     f"{always.url}api/sessions/ws",
-                    lambda k, n: {
-                        "op": "append",
-                        "req_id": n,
-                        "session_id": own[always][k],
-                        "role": "user",
-                        "content": MSG,
-                    },
+                    ws_frame(lambda k: own[always][k]),
                     a.clients,
                     a.seconds,
                 ),
@@ -320,29 +334,36 @@ async def rows_1_to_4(b: Bench, tmp: Path) -> None:
     us = lambda x: f"{x * 1e6:,.0f} µs"  # noqa: E731
     rounds = lambda k, f: "/".join(f(x) for x in res[k])  # noqa: E731
     anchor1 = med["raw"] + med["echo1"]
+
+    def cpu(key: str) -> str:
+        return f"server CPU {us(med[key + '_cpu'])}/req"
+
     b.report(
         "1. HTTP append, 1 client, p50",
         us(med["always1"]),
         f"raw fdatasync {us(med['raw'])} + echo {us(med['echo1'])}",
-        f"{med['always1'] / anchor1:.2f}x the sum (goal <= 1.3x)",
+        f"{med['always1'] / anchor1:.2f}x the sum (goal <= 1.3x); {cpu('always1')}, "
+        f"echo {cpu('echo1')}",
     )
     b.report(
         "2. same with --fsync never",
         us(med["never1"]),
         f"echo {us(med['echo1'])} ({rounds('echo1', us)})",
-        f"{med['never1'] / med['echo1']:.2f}x (goal <= 1.5x); rounds {rounds('never1', us)}",
+        f"{med['never1'] / med['echo1']:.2f}x (goal <= 1.5x); rounds {rounds('never1', us)}; "
+        f"{cpu('never1')}",
     )
     b.report(
         f"3. {a.clients} HTTP clients, a session each",
         f"{med['append32']:,.0f}/s",
         f"echo {med['echo32']:,.0f}/s",
-        f"{med['append32'] / med['echo32']:.2f}x (goal >= 0.5x)",
+        f"{med['append32'] / med['echo32']:.2f}x (goal >= 0.5x); {cpu('append32')}, "
+        f"echo {cpu('echo32')}",
     )
     b.report(
         f"4. {a.clients} WebSockets, append -> ack",
         f"{med['ws32']:,.0f}/s",
         f"WS echo {med['wsecho']:,.0f}/s",
-        f"{med['ws32'] / med['wsecho']:.2f}x (goal >= 0.3x)",
+        f"{med['ws32'] / med['wsecho']:.2f}x (goal >= 0.3x); {cpu('ws32')}, echo {cpu('wsecho')}",
     )
 
 
