@@ -92,3 +92,15 @@ def test_many_journals_new_to_an_existing_index_are_listed_too(data_dir: Path) -
         listed = store.list(ListRequest(limit=100))
         assert listed.total_sessions == 17 and mine in {s.session_id for s in listed.sessions}
         assert store.list(ListRequest(query="hello", limit=100)).total_sessions == 15
+
+
+def test_without_an_interpreter_to_start_the_rows_are_read_here(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An embedding program whose sys.executable is not a Python (a bundled app) gets
+    every row all the same."""
+    make_store(data_dir, 12)
+    monkeypatch.setattr(coldstart.sys, "executable", str(data_dir / "no-such-python"))
+    chunks = list(coldstart.rows_of(items(data_dir), procs=2, pool_min=1))
+    assert sum(len(rows) for rows, _ in chunks) == 12
+    assert sum(len(damaged) for _, damaged in chunks) == 1

@@ -9,6 +9,7 @@ after (``fill_docs``), on the store's background thread when the server starts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import subprocess
@@ -93,24 +94,36 @@ def rows_of(
     slices = [items[i : i + per] for i in range(0, len(items), per)]
     root = os.path.dirname(os.path.dirname(os.path.abspath(eventlog.__file__)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    children = []
+    children: list[subprocess.Popen[bytes] | None] = []
     for part in slices:
-        child = subprocess.Popen(
-            [sys.executable, "-m", __name__],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        assert child.stdin is not None
-        child.stdin.write(_encode(part))  # it reads all of it before it writes
-        child.stdin.close()
+        child: subprocess.Popen[bytes] | None
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", __name__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError:  # no interpreter to start (an embedded Python): read it here
+            child = None
+        if child is None or child.stdin is None:
+            children.append(None)
+            continue
+        with contextlib.suppress(OSError):  # a worker that died at once: read here
+            child.stdin.write(_encode(part))  # it reads all of it before it writes
+            child.stdin.close()
         children.append(child)
     try:
+        for k, maybe in enumerate(children):
+            if maybe is None:
+                for i in range(0, len(slices[k]), CHUNK):
+                    yield read_rows(slices[k][i : i + CHUNK])
         with selectors.DefaultSelector() as sel:
             done = {}
             for k, child in enumerate(children):
-                assert child.stdout is not None
+                if child is None or child.stdout is None:
+                    continue
                 sel.register(child.stdout, selectors.EVENT_READ, k)
                 done[k] = 0
             while sel.get_map():
@@ -127,6 +140,8 @@ def rows_of(
                     yield _decode_rows(frame)
     finally:
         for child in children:
+            if child is None:
+                continue
             if child.poll() is None:
                 child.kill()
             child.wait()
