@@ -464,7 +464,7 @@ def http_requests(draw: Any, pool: Pool, export_lines: Callable[[], list[bytes]]
 # -- checks ----------------------------------------------------------------------------------
 
 _KNOWN = re.compile(
-    r"^(index\.sqlite3(-wal|-shm|-journal)?"
+    r"^((index|ids)\.sqlite3(-wal|-shm|-journal)?"
     r"|sessions/\d{4}-\d{2}-\d{2}/[A-Za-z0-9_-]{1,64}\.(jsonl|json|jsonl\.torn"
     r"|json\.tmp-\d+-[0-9a-f]{8}|jsonl\.(import|new)-\d+-[0-9a-f]{8})"
     r"|trash/[A-Za-z0-9_-]{1,64}\.[0-9a-f]{8}\.jsonl)$"
@@ -472,11 +472,12 @@ _KNOWN = re.compile(
 
 
 def fingerprint(root: Path) -> dict[str, tuple[int, int]]:
-    """(size, mtime) of every file but the SQLite index (derived, touched by reads)."""
+    """(size, mtime) of every file but the SQLite index and id store (derived, touched
+    by reads)."""
     out = {}
     for dirpath, _, files in os.walk(root):
         for f in files:
-            if f.startswith("index.sqlite3"):
+            if f.startswith(("index.sqlite3", "ids.sqlite3")):
                 continue
             p = os.path.join(dirpath, f)
             with contextlib.suppress(FileNotFoundError):

@@ -15,8 +15,9 @@ import msgspec
 from msgspec import UNSET
 
 from .errors import InvalidRequest, SessionNotFound
-from .events import Event, SessionStarted, ToolCall, decoder, encoder
+from .events import Event, SessionStarted, ToolCall, encoder
 from .fold import fold
+from .lenient import decode_event
 from .model import Session
 from .requests import MAX_DEPTH, check_session_id, too_deep
 
@@ -235,7 +236,7 @@ def parse_events(data: bytes) -> dict[str, list[Event]]:
             continue
         try:
             sid = _keyed.decode(line).session_id
-            ev = decoder.decode(line)
+            ev = decode_event(line)
         except (msgspec.DecodeError, RecursionError) as e:
             raise InvalidRequest(
                 f"invalid import: line {n} is not an event of an `events` export ({e})", "events"

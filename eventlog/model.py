@@ -60,8 +60,9 @@ class Snapshot(Session):
     journal_offset: int = 0
 
 
-class Summary(msgspec.Struct):
-    """One row of the session list."""
+class Summary(msgspec.Struct, omit_defaults=True):
+    """One row of the session list (``damaged``, only present when set, says why the
+    session cannot be read: what ``verify`` reports for its journal)."""
 
     session_id: str
     user_name: str
@@ -77,6 +78,7 @@ class Summary(msgspec.Struct):
     pinned: bool
     archived: bool
     seq: int
+    damaged: str = ""
 
 
 PREVIEW_CHARS = 100

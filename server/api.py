@@ -112,6 +112,9 @@ class HealthResponse(msgspec.Struct, omit_defaults=True):
     backend: str = "file"  # or "postgres"
     # with ?session_id=S: how many WebSocket subscriptions follow S (a demo waits for one)
     session_subscriptions: int | None = None
+    # the list or full-text index is still being built (a copied store, a lost index):
+    # until false, a search may miss sessions that the list already shows
+    indexing: bool = False
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -293,6 +296,7 @@ async def health(request: web.Request) -> web.Response:
             session_subscriptions=(
                 None if watched is None else len(app[BROKER].by_session.get(watched, ()))
             ),
+            indexing=bool(counts.get("indexing", False)),
         )
     )
 

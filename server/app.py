@@ -77,7 +77,10 @@ def _backend_ctx(
         else:
             # opening reconciles the index with the journals: keep it off the event loop
             backend = await asyncio.to_thread(
-                FileBackend, os.path.abspath(config.data), fsync=config.fsync
+                FileBackend,
+                os.path.abspath(config.data),
+                fsync=config.fsync,
+                cache_bytes=config.cache_mb << 20,
             )
         app[BACKEND] = backend
         unsubscribe = backend.subscribe(app[BROKER].on_notice)

@@ -34,4 +34,5 @@ class Config:
     token: str | None = None
     allow_origins: tuple[str, ...] = ()
     watch: bool = True  # stream other processes' appends (watchfiles)
+    cache_mb: int = 64  # session JSON held by open journals (memory is about 1.5-2x)
     limits: Limits = field(default_factory=Limits)

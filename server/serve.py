@@ -58,6 +58,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between compactions into session JSON (default 5)",
     )
     parser.add_argument(
+        "--cache-mb",
+        type=_positive_int,
+        default=64,
+        metavar="MB",
+        help="session JSON that open sessions may hold in memory, in MiB, beyond which "
+        "the least recently used are closed (default 64; memory is about 1.5-2x that)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="event loop: uvloop where installed (auto, the default), or asyncio's own",
+    )
+    parser.add_argument(
         "--token",
         default=None,
         help="require this bearer token on every API call (default: $SESSIONLOG_TOKEN, else none)",
@@ -85,13 +99,45 @@ def config_from(args: argparse.Namespace) -> Config:
         compact_interval=args.compact_interval,
         token=token or None,
         allow_origins=tuple(args.allow_origin),
+        cache_mb=args.cache_mb,
     )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB >= 1, got {text!r}")
+    return value
 
 
 def serve_command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # one line per change is noise
-    return asyncio.run(serve(config_from(args)))
+    config = config_from(args)
+    if _use_uvloop(args.loop):
+        import uvloop
+
+        return uvloop.run(serve(config))
+    return asyncio.run(serve(config))
+
+
+def _use_uvloop(choice: str) -> bool:
+    """uvloop (a pinned dependency on Linux and macOS) unless asyncio's loop is asked for
+    or uvloop is not installed (Windows)."""
+    if choice == "asyncio":
+        return False
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        if choice == "uvloop":
+            raise SystemExit(
+                "sessionlog serve: --loop uvloop, but uvloop is not installed"
+            ) from None
+        return False
+    return True
 
 
 def _url(host: str, port: int) -> str:

@@ -60,12 +60,13 @@ def session_id(store: Store) -> str:
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under root with its bytes: compare before/after to prove nothing changed.
 
-    The SQLite index's WAL/SHM files are left out: reading the index may touch them.
+    The SQLite index and id store (derived data) are left out: reading them may touch
+    their WAL/SHM files.
     """
     out = {}
     for dirpath, _, files in os.walk(root):
         for f in files:
-            if f.startswith("index.sqlite3"):
+            if f.startswith(("index.sqlite3", "ids.sqlite3")):
                 continue
             p = Path(dirpath) / f
             out[str(p.relative_to(root))] = p.read_bytes()

@@ -80,7 +80,7 @@ class Watcher:
                 if f["op"] == "event":
                     self.seqs.append(f["seq"])
 
-    async def until(self, seq: int, timeout: float = 5) -> None:
+    async def until(self, seq: int, timeout: float = 30) -> None:
         async with asyncio.timeout(timeout):
             while not self.seqs or self.seqs[-1] < seq:
                 await asyncio.sleep(0.01)
@@ -93,7 +93,7 @@ class Watcher:
 async def watch(c: Client, sid: str) -> Watcher:
     ws = await c.http.ws_connect(c.srv.ws_url)
     await ws.send_json({"op": "subscribe", "session_id": sid, "after_seq": 0})
-    got = json.loads((await ws.receive(timeout=5)).data)
+    got = json.loads((await ws.receive(timeout=30)).data)
     assert got["op"] == "subscribed", got
     return Watcher(ws)
 

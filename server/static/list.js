@@ -322,6 +322,9 @@ export class SessionBrowser {
       ` · ${count} msg${count === 1 ? '' : 's'}`,
       s.archived ? ' · archived' : '',
       ...(s.tags || []).map((t) => h('span', { class: 'tag', text: t }))),
+    // a journal that cannot be read is listed, with what `sessionlog verify` says
+    s.damaged ? h('span', { class: 'session-damaged', 'data-testid': 'session-damaged',
+      text: `Damaged: ${s.damaged}` }) : null,
     hit ? this.snippet(hit) : null));
     if (editing) li.append(this.editor(s, editing));
     const item = (action, testid, name, text, pressed) => h('button', {

@@ -49,8 +49,11 @@ class FileBackend(RequestWrites):
         fsync: FsyncPolicy = "always",
         threads: int = 64,
         store: Store | None = None,
+        cache_bytes: int = 64 << 20,
     ) -> None:
-        self.store = store or Store(root, fsync=fsync, reconcile="background")
+        self.store = store or Store(
+            root, fsync=fsync, reconcile="background", cache_bytes=cache_bytes
+        )
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="eventlog")
         self._syncer = LoopSyncer()
         self._batches: dict[str, builtins.list[tuple[Build, asyncio.Future[Any]]]] = {}
@@ -164,6 +167,7 @@ class FileBackend(RequestWrites):
         wake-up per batch (an append yields two notices; under load, many more).
         """
         loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
         pending: deque[Notice] = deque()
         lock = threading.Lock()
         scheduled = False
@@ -184,7 +188,9 @@ class FileBackend(RequestWrites):
                 if scheduled:
                     return
                 scheduled = True
-            if not loop.is_closed():
+            if threading.get_ident() == loop_thread:
+                loop.call_soon(drain)  # published on the loop (syncer.py): no wake-up
+            elif not loop.is_closed():
                 loop.call_soon_threadsafe(drain)
 
         return self.store.subscribe(hop)

@@ -1,5 +1,6 @@
 """The store's open journals: finding a session's file, a cache of open journals with
-leases, and LRU eviction past ``max_open``.
+leases, and LRU eviction past ``max_open`` journals or ``cache_bytes`` of session JSON
+held in their state (``Journal.held``).
 
 Mixed into ``Store`` (first, so these methods win over the other mixins' stubs).
 Everything here is guarded by the store's ``_mu``. A journal handed out by ``_journal``
@@ -21,6 +22,7 @@ from ...model import Summary
 from ...notify import Hub
 from ...requests import check_session_id
 from .durability import FsyncPolicy
+from .idstore import IdStore
 from .journal import Journal
 from .layout import Layout
 
@@ -30,12 +32,14 @@ class JournalCache:
 
     _mu: threading.Lock
     _max_open: int
+    _cache_bytes: int
     _paths: dict[str, str]
     _journals: OrderedDict[str, Journal]
     _dirty_index: dict[str, Journal]
     _dirty_snap: dict[str, Journal]
     _watched: dict[str, int]
     layout: Layout
+    ids: IdStore
     fsync: FsyncPolicy
     hub: Hub
     # DerivedData's and Store's (annotations, not stubs: a stub here would shadow them)
@@ -82,6 +86,7 @@ class JournalCache:
             self._on_durable,
             resume_after=resume,
             listening=self.hub.listening,
+            ids=self.ids,
         )
         with self._mu:
             old = self._journals.pop(session_id, None)
@@ -139,7 +144,11 @@ class JournalCache:
             self.release(j)
 
     def _evict(self) -> None:
-        while len(self._journals) > self._max_open:
+        """Close least recently used journals while over either cap (caller holds
+        ``_mu``); one in use, dirty or watched stays, over the cap until a later call
+        (the next open, or the background thread's next tick)."""
+        held = sum(j.held for j in self._journals.values())
+        while len(self._journals) > self._max_open or held > self._cache_bytes:
             for sid, j in self._journals.items():
                 if not (
                     j.users
@@ -148,10 +157,16 @@ class JournalCache:
                     or sid in self._watched
                 ):
                     del self._journals[sid]
+                    held -= j.held
                     j.close()
                     break
             else:
-                return  # everything is in use or dirty: over the cap until the next open
+                return
+
+    def trim(self) -> None:
+        """Apply the caps now (appends grow open journals without opening any)."""
+        with self._mu:
+            self._evict()
 
     def _untrack(self, session_id: str) -> Journal | None:
         """Forget a session in this process's maps; returns its journal if it was open."""

@@ -6,6 +6,8 @@ shutdown; engine-only users can run a ``Compactor`` thread, or rely on ``Store.c
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 from typing import TYPE_CHECKING
 
@@ -15,14 +17,32 @@ from .snapshot import load_cold, read_snapshot, write_snapshot
 if TYPE_CHECKING:
     from .store import Store
 
+log = logging.getLogger("eventlog")
+
 
 def compact_journal(j: Journal) -> None:
     """Snapshot an open journal at its current seq (after making that seq durable, so a
-    snapshot never covers lines that a crash could still take away)."""
+    snapshot never covers lines that a crash could still take away).
+
+    The ids of the events it covers go to the id store first (see ``older.py``), and
+    then out of memory: an open session holds the ids since its last snapshot only."""
     j.sync()
     with j.lock:
-        session, offset = j.folder.session(), j.offset
-    write_snapshot(j.path, session, offset)
+        session, offset, seq = j.folder.session(), j.offset, j.last_seq
+        moving = j.ids_to_move() if j.ids is not None else None
+    if j.ids is not None and moving is not None:
+        try:
+            cover = j.ids.covered(j.session_id)
+            fresh = cover is None or cover[0] != j.ino
+            j.ids.record(j.session_id, (j.ino, offset, seq), *moving, fresh=fresh)
+        except sqlite3.Error as e:  # derived data: the next open reads the whole journal
+            log.warning("recording the ids of %s failed: %s", j.path, e)
+        else:
+            with j.lock:
+                j.moved(seq)
+    size = write_snapshot(j.path, session, offset)
+    with j.lock:
+        j.rebase_held(size, offset)
 
 
 def compact_path(path: str, session_id: str, size: int) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...errors import EventLogError, StorageError
-from . import compactor
+from . import coldstart, compactor
 
 if TYPE_CHECKING:
     from .durability import FsyncPolicy
@@ -37,17 +37,23 @@ class DerivedData:
     _reconcile_later: bool
     _closed: threading.Event
     reconciled: threading.Event
+    docs_pending: threading.Event
     fsync: FsyncPolicy
     index: Index
     layout: Layout
 
-    def reconcile(self, progress: Callable[[int], None] | None = None) -> int:
+    def reconcile(
+        self, progress: Callable[[int], None] | None = None, *, docs_later: bool = False
+    ) -> int:
         raise NotImplementedError
 
     def _journal(self, session_id: str) -> Journal:
         raise NotImplementedError
 
     def release(self, j: Journal, n: int = 1) -> None:
+        raise NotImplementedError
+
+    def trim(self) -> None:
         raise NotImplementedError
 
     def _mark_dirty(self, session_id: str, j: Journal) -> None:
@@ -153,13 +159,32 @@ class DerivedData:
                 self.release(j)
 
     def _background(self) -> None:
+        self.docs_pending.set()  # until _fill_docs has looked (health says "indexing")
         if self._reconcile_later:
             try:
-                self.reconcile()
+                self.reconcile(docs_later=True)
             except Exception:
                 log.exception("reconciling the index with the journals failed")
             finally:
                 self.reconciled.set()
+        # sessions listed without their full-text docs (now, or by an earlier run): on a
+        # thread of their own, so the index flush and interval fsync go on meanwhile
+        docs = threading.Thread(target=self._fill_docs, name="eventlog-docs", daemon=True)
+        docs.start()
+        try:
+            self._flush_loop()
+        finally:
+            docs.join()
+
+    def _fill_docs(self) -> None:
+        try:
+            coldstart.fill_docs(self.index, self.layout, self._closed)
+        except Exception:
+            log.exception("writing the full-text index failed; the next start resumes it")
+        finally:
+            self.docs_pending.clear()
+
+    def _flush_loop(self) -> None:
         tick = 0
         failing = False  # the index write fails (a full disk): say so once, not 5x a second
         while not self._closed.wait(0.2):
@@ -174,5 +199,7 @@ class DerivedData:
                     failing = True
                 if self.fsync == "interval" and tick % 5 == 0:
                     self._sync_all()
+                if tick % 5 == 0:
+                    self.trim()  # open journals grow with appends, not only with opens
             except Exception:  # a hiccup must not kill the thread; say what it was
                 log.exception("background index flush / interval fsync failed")

@@ -70,6 +70,12 @@ class GroupCommit:
         if self.policy != "always":
             self._publish_upto(None)
             return
+        self._publish_upto(self.make_durable(end))
+
+    def make_durable(self, end: int) -> int:
+        """fsync (or wait for the fsync that covers) everything up to ``end``; returns
+        the durable offset. Publishes nothing: ``commit`` does, or the event loop's
+        ``publish_durable`` (so an fsync thread hands the loop one wake-up, not two)."""
         cond, st = self._cond, self._sync
         with cond:
             while True:
@@ -99,7 +105,18 @@ class GroupCommit:
                     cond.notify_all()
                 else:
                     cond.wait()
-        self._publish_upto(st.durable)
+            return st.durable
+
+    def publish_durable(self) -> None:
+        """Publish, in order, what is durable and not published yet."""
+        with self._cond:
+            durable = self._sync.durable
+        self._publish_upto(durable)
+
+    @property
+    def written_offset(self) -> int:
+        with self._cond:
+            return self._sync.written
 
     def _fsync_failed(self, err: OSError) -> StorageError:
         # After a failed fsync the kernel may have dropped the dirty pages and marked

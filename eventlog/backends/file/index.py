@@ -77,6 +77,9 @@ ON sessions BEGIN
     INSERT INTO totals VALUES (new.archived, new.type, 1, new.message_count)
     ON CONFLICT DO UPDATE SET n = n + 1, messages = messages + excluded.messages;
 END;
+-- sessions whose full-text docs are not written yet (a large cold start lists them
+-- first and fills their docs after; see Index.apply_rows)
+CREATE TABLE IF NOT EXISTS undocumented (sid INTEGER PRIMARY KEY);
 CREATE VIRTUAL TABLE IF NOT EXISTS docs
     USING fts5 (title, body, tokenize = 'unicode61 remove_diacritics 2');
 """
@@ -88,6 +91,10 @@ _UPSERT = (
     f"ON CONFLICT (session_id) DO UPDATE SET ({', '.join(_COLUMNS[1:])}) = "
     f"({', '.join('excluded.' + c for c in _COLUMNS[1:])}) RETURNING sid"
 )
+# a list row without docs (apply_rows): kept if an append made it newer meanwhile
+_UPSERT_ROW = _UPSERT.replace(" RETURNING sid", " WHERE excluded.seq >= sessions.seq")
+# the sid of a row apply_rows wrote (not one an append made newer)
+_SID = "SELECT sid FROM sessions WHERE session_id = ? AND seq = ?"
 
 # Any change to the schema or to Summary (stored as msgpack) changes this, and an index
 # file written under another version is dropped on open (stored() is then empty, so the
@@ -124,7 +131,7 @@ class Index:
 
     def _create(self, drop: bool) -> None:
         if drop:
-            for name in ("docs", "totals", "tags", "sessions"):
+            for name in ("docs", "undocumented", "totals", "tags", "sessions"):
                 self._db.execute(f"DROP TABLE IF EXISTS {name}")
         # not executescript: it would COMMIT the transaction we are in
         for stmt in _statements(_SCHEMA):
@@ -152,6 +159,15 @@ class Index:
                 self._apply_one(session, events, journal, size, ops, rebuilding=False)
             self._write_docs(ops)
 
+    def apply_damaged(self, items: Iterable[tuple[Session, str, int, str]]) -> None:
+        """List sessions whose journal cannot be read, so they never silently vanish:
+        (a stand-in session with what is known, journal path, size, what is wrong)."""
+        with self._lock, self._tx():
+            ops: list[_DocOp] = []
+            for session, journal, size, damaged in items:
+                self._apply_one(session, (), journal, size, ops, rebuilding=False, damaged=damaged)
+            self._write_docs(ops)
+
     def _apply_one(
         self,
         session: Session,
@@ -161,6 +177,7 @@ class Index:
         ops: list[_DocOp],
         *,
         rebuilding: bool,
+        damaged: str = "",
     ) -> None:
         """Upsert the row and tags; append the full-text changes to ``ops``."""
         db = self._db
@@ -185,28 +202,18 @@ class Index:
             or (events and (events[0].seq > old[0] + 1 or events[-1].seq != session.seq))
         )
         summary = summarize(session)
-        tags = _encode(sorted(set(summary.tags)))
-        row = msgspec.structs.asdict(summary)  # sqlite3 ignores the keys not in _UPSERT
-        row.update(tags=tags, journal=journal, size=size, summary=_encode(summary))
-        # fetchall, not fetchone: it resets the statement, so the cached one is reused
-        sid: int = db.execute(_UPSERT, row).fetchall()[0][0]
-        if old is None or old[2] != tags:
-            if old is not None:
-                db.execute("DELETE FROM tags WHERE sid = ?", (sid,))
-            db.executemany(
-                "INSERT INTO tags VALUES (?, ?)", ((sid, t) for t in folded_tags(summary.tags))
-            )
+        summary.damaged = damaged
+        sid = self._upsert(summary, journal, size, old)
+        if (
+            old is not None
+            and db.execute(
+                "DELETE FROM undocumented WHERE sid = ? RETURNING sid", (sid,)
+            ).fetchall()
+        ):
+            full = True  # its docs were never written: write them all now
         base = sid << SLOT_BITS
         if full:
-            if old is not None:
-                ops.append((_DEL, (base, base + (1 << SLOT_BITS) - 1)))
-            if session.title:
-                ops.append((_INS, (base, session.title, "")))
-            ops.extend(
-                (_INS, (base + i + 1, "", m.content))
-                for i, m in enumerate(session.messages)
-                if m.status == "complete" and m.content
-            )
+            _all_docs(ops, base, session, replace=old is not None)
             return
         if old[1] != session.title:
             ops.append((_DEL, (base, base)))
@@ -223,6 +230,81 @@ class Index:
                     ops.append((_DEL, (base + pos + 1, base + pos + 1)))
                 if m.content:
                     ops.append((_INS, (base + pos + 1, "", m.content)))
+
+    def _upsert(self, summary: Summary, journal: str, size: int, old: Any) -> int:
+        """Write the row and tags of a session; returns its sid. ``old`` is the row's
+        (seq, title, tags, message_count) before, or None."""
+        db = self._db
+        tags = _encode(sorted(set(summary.tags)))
+        row = msgspec.structs.asdict(summary)  # sqlite3 ignores the keys not in _UPSERT
+        row.update(tags=tags, journal=journal, size=size, summary=_encode(summary))
+        # fetchall, not fetchone: it resets the statement, so the cached one is reused
+        sid: int = db.execute(_UPSERT, row).fetchall()[0][0]
+        if old is None or old[2] != tags:
+            if old is not None:
+                db.execute("DELETE FROM tags WHERE sid = ?", (sid,))
+            db.executemany(
+                "INSERT INTO tags VALUES (?, ?)", ((sid, t) for t in folded_tags(summary.tags))
+            )
+        return sid
+
+    def apply_rows(self, items: Iterable[tuple[Summary, str, int]]) -> None:
+        """List sessions now and write their full-text docs later (``undocumented`` /
+        ``write_docs``): a cold start of a large copied store lists every session in
+        seconds; search finds them as their docs are written. Items: (summary, journal
+        path relative to the data dir, journal size). A row that an append made newer
+        meanwhile is kept. Statements run per batch, not per row (this is the cold
+        start's one serial part)."""
+        rows = []
+        tagged: list[tuple[str, str, int]] = []
+        for summary, journal, size in items:
+            row = msgspec.structs.asdict(summary)  # sqlite3 ignores keys not in _UPSERT
+            row.update(
+                tags=_encode(sorted(set(summary.tags))),
+                journal=journal,
+                size=size,
+                summary=_encode(summary),
+            )
+            rows.append(row)
+            tagged.extend((t, summary.session_id, summary.seq) for t in folded_tags(summary.tags))
+        keys = [(r["session_id"], r["seq"]) for r in rows]
+        with self._lock, self._tx():
+            db = self._db
+            db.executemany(_UPSERT_ROW, rows)
+            db.executemany(f"DELETE FROM tags WHERE sid = ({_SID})", keys)
+            db.executemany(f"INSERT OR IGNORE INTO tags SELECT sid, ? FROM ({_SID})", tagged)
+            db.executemany(f"INSERT OR IGNORE INTO undocumented {_SID}", keys)
+
+    def undocumented(self, after: int = 0, limit: int = 500) -> list[tuple[int, str, str, int]]:
+        """(sid, session_id, journal, seq) of sessions whose docs are still to write,
+        in sid order from ``after`` on."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT u.sid, s.session_id, s.journal, s.seq FROM undocumented u "
+                "JOIN sessions s USING (sid) WHERE u.sid > ? ORDER BY u.sid LIMIT ?",
+                (after, limit),
+            ).fetchall()
+
+    def write_docs(self, items: Iterable[tuple[int, Session]]) -> int:
+        """Write the docs of undocumented sessions (sid, session as read from its
+        journal); one whose row has moved on meanwhile is left (the apply that moved it
+        wrote its docs). Returns how many were written."""
+        n = 0
+        with self._lock, self._tx():
+            db = self._db
+            ops: list[_DocOp] = []
+            for sid, session in items:
+                row = db.execute("SELECT seq FROM sessions WHERE sid = ?", (sid,)).fetchone()
+                if row is None or row[0] != session.seq:
+                    continue
+                if not db.execute(
+                    "DELETE FROM undocumented WHERE sid = ? RETURNING sid", (sid,)
+                ).fetchall():
+                    continue
+                _all_docs(ops, sid << SLOT_BITS, session, replace=True)
+                n += 1
+            self._write_docs(ops)
+        return n
 
     def _write_docs(self, ops: list[_DocOp]) -> None:
         # Runs after every other write of the transaction: FTS5 flushes its in-memory
@@ -249,6 +331,7 @@ class Index:
             for row in rows:
                 base = row[0] << SLOT_BITS
                 self._db.execute("DELETE FROM tags WHERE sid = ?", (row[0],))
+                self._db.execute("DELETE FROM undocumented WHERE sid = ?", (row[0],))
                 self._db.execute(
                     "DELETE FROM docs WHERE rowid BETWEEN ? AND ?",
                     (base, base + (1 << SLOT_BITS) - 1),
@@ -256,11 +339,12 @@ class Index:
 
     def rebuild(
         self,
-        items: Iterable[Session | tuple[Session, str, int]],
+        items: Iterable[Session | tuple[Session, str, int] | tuple[Session, str, int, str]],
         progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Clear the index and index ``items`` (sessions, or (session, journal, size);
-        a bare session gets the spec's journal path and size 0). Commits every few
+        """Clear the index and index ``items`` (sessions, or (session, journal, size), or
+        that and what is damaged (see ``apply_damaged``); a bare session gets the spec's
+        journal path and size 0). Commits every few
         thousand sessions, so readers meanwhile see a partial list; returns the count."""
         with self._lock, self._tx():
             self._create(drop=True)  # dropping is much faster than deleting FTS rows
@@ -268,7 +352,7 @@ class Index:
         it = iter(items)
         while True:
             batch = [
-                x if isinstance(x, tuple) else (x, _default_journal(x), 0)
+                (*x, "")[:4] if isinstance(x, tuple) else (x, _default_journal(x), 0, "")
                 for _, x in zip(range(_REBUILD_BATCH), it, strict=False)
             ]
             if not batch:
@@ -277,8 +361,10 @@ class Index:
             # starved; _apply_one(rebuilding=True) never overwrites a newer row
             with self._lock, self._tx():
                 ops: list[_DocOp] = []
-                for session, journal, size in batch:
-                    self._apply_one(session, (), journal, size, ops, rebuilding=True)
+                for session, journal, size, damaged in batch:
+                    self._apply_one(
+                        session, (), journal, size, ops, rebuilding=True, damaged=damaged
+                    )
                 self._write_docs(ops)
             n += len(batch)
             if progress is not None:
@@ -314,6 +400,19 @@ class Index:
         """Close the connection (further calls fail)."""
         with self._lock:
             self._db.close()
+
+
+def _all_docs(ops: list[_DocOp], base: int, session: Session, *, replace: bool) -> None:
+    """Every doc of a session (its title and complete messages), replacing any before."""
+    if replace:
+        ops.append((_DEL, (base, base + (1 << SLOT_BITS) - 1)))
+    if session.title:
+        ops.append((_INS, (base, session.title, "")))
+    ops.extend(
+        (_INS, (base + i + 1, "", m.content))
+        for i, m in enumerate(session.messages)
+        if m.status == "complete" and m.content
+    )
 
 
 def _locate(messages: list[Message], ids: set[str]) -> Iterator[tuple[int, Message]]:

@@ -25,6 +25,7 @@ class Layout:
         self.sessions = os.path.join(self.root, "sessions")
         self.trash = os.path.join(self.root, "trash")
         self.index = os.path.join(self.root, "index.sqlite3")
+        self.ids = os.path.join(self.root, "ids.sqlite3")  # see idstore.py
         for d in (self.root, self.sessions, self.trash):
             os.makedirs(d, exist_ok=True)
 
@@ -78,6 +79,25 @@ class Layout:
                     except Exception:
                         continue
                     yield sid, entry.path, size
+
+    def journal_names(self) -> Iterator[tuple[str, str, bool]]:
+        """Every journal as (session_id, path, has a snapshot), from the folder listings
+        alone (no stat per file: a cold start of a store without an index)."""
+        for date in self.date_dirs():
+            folder = os.path.join(self.sessions, date)
+            try:
+                names = set(os.listdir(folder))
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if not name.endswith(".jsonl"):
+                    continue
+                sid = name[:-6]
+                try:
+                    check_session_id(sid)
+                except Exception:
+                    continue
+                yield sid, os.path.join(folder, name), name[:-1] in names
 
     def relative(self, path: str) -> str:
         return os.path.relpath(path, self.root)

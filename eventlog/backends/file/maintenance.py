@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...errors import EventLogError
 from ...events import Event
-from ...fold import fold
-from ...model import Session, to_session
-from . import compactor
+from ...model import Session
+from . import coldstart, compactor
+from .checks import Problem, check_journal, stand_in
 from .layout import Layout
-from .scan import read_tail
-from .snapshot import load_cold, read_snapshot, snapshot_path
+from .snapshot import load_cold
 
 if TYPE_CHECKING:
     from .store import Store
@@ -38,10 +36,21 @@ def compact_all(store: Store, progress: Progress = None) -> int:
     return n
 
 
-def reconcile(store: Store, progress: Progress = None) -> int:
+def reconcile(store: Store, progress: Progress = None, *, docs_later: bool = False) -> int:
     """Index journals whose size differs from what the index recorded (someone wrote
-    while no indexer ran); drop index rows whose journal is gone. Returns re-indexed."""
+    while no indexer ran); drop index rows whose journal is gone. Returns re-indexed.
+
+    Many stale journals (a copied store, a lost index) are listed first, in worker
+    processes, and their full-text docs written after: here, or with ``docs_later`` by
+    the caller (``coldstart.fill_docs``), so that a server lists them within seconds."""
     stored = store.index.stored()
+    if not stored:  # no index at all (a copied store): every journal is stale
+        cut = len(store.layout.root) + 1  # the paths are under the root
+        names = list(store.layout.journal_names())
+        if len(names) >= coldstart.POOL_MIN:
+            return _rows_first(
+                store, [(s, p, p[cut:], snap) for s, p, snap in names], progress, docs_later
+            )
     seen: set[str] = set()
     stale: list[tuple[str, str]] = []
     for sid, path, size in store.layout.journals():
@@ -52,13 +61,20 @@ def reconcile(store: Store, progress: Progress = None) -> int:
             stale.append((sid, path))
     for sid in stored.keys() - seen:
         store.index.remove(sid)
+    if len(stale) >= coldstart.POOL_MIN:
+        cut = len(store.layout.root) + 1  # journals() paths are under the root
+        return _rows_first(store, [(s, p, p[cut:], None) for s, p in stale], progress, docs_later)
     items: list[tuple[Session, list[Event], str, int]] = []
+    damaged: list[tuple[Session, str, int, str]] = []
     for i, (sid, path) in enumerate(stale):
         if progress is not None and i % 1000 == 0:
             progress(i)
         try:
             session, offset, _ = load_cold(path, sid)
-        except EventLogError:
+        except FileNotFoundError:
+            continue
+        except EventLogError as e:
+            damaged.append(stand_in(sid, path, store.layout.relative(path), e))
             continue
         items.append((session, [], store.layout.relative(path), offset))
         if len(items) >= 1000:
@@ -66,30 +82,37 @@ def reconcile(store: Store, progress: Progress = None) -> int:
             items = []
     if items:
         store.index.apply(items)
+    if damaged:
+        store.index.apply_damaged(damaged)
     return len(stale)
+
+
+def _rows_first(
+    store: Store, todo: list[coldstart.Item], progress: Progress, docs_later: bool
+) -> int:
+    """List many journals first, their docs after (here, or by the caller)."""
+    coldstart.index_rows(store.index, todo, progress)
+    if not docs_later:
+        coldstart.fill_docs(store.index, store.layout)
+    return len(todo)
 
 
 def reindex(store: Store, progress: Progress = None) -> int:
     """Rebuild the index from the journals alone (it is derived data)."""
     store.flush_index()
 
-    def sessions() -> Iterator[tuple[Session, str, int]]:
+    def sessions() -> Iterator[tuple[Session, str, int, str]]:
         for sid, path, _ in store.layout.journals():
             try:
                 session, offset, _ = load_cold(path, sid)
-            except EventLogError:
+            except FileNotFoundError:
                 continue
-            yield session, store.layout.relative(path), offset
+            except EventLogError as e:
+                yield stand_in(sid, path, store.layout.relative(path), e)
+                continue
+            yield session, store.layout.relative(path), offset, ""
 
     return store.index.rebuild(sessions(), progress)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something ``verify`` found, with the file it is in."""
-
-    path: str
-    what: str
 
 
 def verify(root: str | os.PathLike[str], progress: Progress = None) -> tuple[int, list[Problem]]:
@@ -102,52 +125,7 @@ def verify(root: str | os.PathLike[str], progress: Progress = None) -> tuple[int
     for n, (sid, path, size) in enumerate(layout.journals(), 1):
         if progress is not None and n % 1000 == 0:
             progress(n)
-        scan = read_tail(path, 0, 0)
-        problems += [
-            Problem(path, f"byte {b.offset}: unusable line ({b.reason})") for b in scan.bad
-        ]
-        if scan.torn:
-            problems.append(
-                Problem(
-                    path,
-                    f"{scan.torn} bytes after the last complete line "
-                    "(a torn write; the next append cuts it off)",
-                )
-            )
-        if not scan.events:
-            problems.append(Problem(path, "no readable event"))
-            continue
-        seqs = [e.seq for e in scan.events]
-        if seqs != list(range(1, len(seqs) + 1)):
-            problems.append(Problem(path, "seq is not 1..N without gaps"))
-        try:
-            whole = fold(sid, scan.events)
-        except EventLogError as e:
-            problems.append(Problem(path, str(e)))
-            continue
-        snap_file = snapshot_path(path)
-        if not os.path.exists(snap_file):
-            continue
-        snap = read_snapshot(path)
-        if snap is None:
-            problems.append(
-                Problem(snap_file, "snapshot does not parse (it is rebuilt by compact)")
-            )
-            continue
-        upto = [e for e in scan.events if e.seq <= snap.seq]
-        if snap.journal_offset > size:
-            problems.append(
-                Problem(
-                    snap_file,
-                    f"covers offset {snap.journal_offset} but the journal has {size} bytes",
-                )
-            )
-        elif to_session(snap) != fold(sid, upto):
-            problems.append(
-                Problem(snap_file, f"differs from the journal folded to seq {snap.seq}")
-            )
-        elif snap.seq > whole.seq:
-            problems.append(Problem(snap_file, f"is at seq {snap.seq}, ahead of the journal"))
+        problems += check_journal(sid, path, size)
     for name in os.listdir(layout.sessions):
         d = os.path.join(layout.sessions, name)
         if os.path.isdir(d):

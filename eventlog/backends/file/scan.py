@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from ...events import Event, decoder
+from ...events import Event
+from ...lenient import decode_event, decode_events
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def scan(buf: bytes, base: int = 0, last_seq: int = 0) -> Scan:
     nl = buf.rfind(b"\n")
     body = buf[: nl + 1] if nl >= 0 else b""
     try:  # fast path: every line good
-        events = decoder.decode_lines(body) if body else []
+        events = decode_events(body) if body else []
         if all(e.seq == last_seq + i + 1 for i, e in enumerate(events)):
             out.events = events
             out.end = base + len(body)
@@ -58,7 +59,7 @@ def scan(buf: bytes, base: int = 0, last_seq: int = 0) -> Scan:
         eol = body.index(b"\n", pos)
         line = body[pos:eol]
         try:
-            ev = decoder.decode(line)
+            ev = decode_event(line)
             if ev.seq <= last_seq:
                 raise ValueError(f"seq {ev.seq} repeats or goes back (last good seq {last_seq})")
         except (msgspec.DecodeError, ValueError) as e:
@@ -127,7 +128,25 @@ def _line_from(fd: int, pos: int, limit: int) -> tuple[int, int, int] | None:
             continue
         start, end = pos + nl + 1, pos + eol + 1
         try:
-            return start, end, decoder.decode(buf[nl + 1 : eol]).seq
+            return start, end, decode_event(buf[nl + 1 : eol]).seq
         except msgspec.DecodeError:
             pos = start  # a corrupt line: try the one after it
     return None
+
+
+def seq_of_line_before(fd: int, offset: int, window: int = 1 << 16) -> int | None:
+    """The seq of the line that ends at ``offset`` (a snapshot's boundary), or None if
+    ``offset`` is not a line end or that line cannot be read within ``window`` bytes."""
+    if offset <= 0:
+        return None
+    start = max(0, offset - window)
+    buf = os.pread(fd, offset - start, start)
+    if len(buf) != offset - start or not buf.endswith(b"\n"):
+        return None
+    nl = buf.rfind(b"\n", 0, len(buf) - 1)
+    if nl < 0 and start > 0:
+        return None  # the line is longer than the window
+    try:
+        return decode_event(buf[nl + 1 : -1]).seq
+    except msgspec.DecodeError:
+        return None

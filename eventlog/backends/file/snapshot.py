@@ -27,8 +27,9 @@ def snapshot_path(journal_path: str) -> str:
     return journal_path[:-1]
 
 
-def write_snapshot(journal_path: str, session: Session, offset: int) -> None:
-    """Atomically replace the snapshot: temp file, fsync, rename, fsync the folder."""
+def write_snapshot(journal_path: str, session: Session, offset: int) -> int:
+    """Atomically replace the snapshot: temp file, fsync, rename, fsync the folder.
+    Returns its size in bytes."""
     fields = msgspec.structs.asdict(session)
     data = _encoder.encode(Snapshot(**fields, journal_offset=offset))
     final = snapshot_path(journal_path)
@@ -42,6 +43,7 @@ def write_snapshot(journal_path: str, session: Session, offset: int) -> None:
             os.unlink(tmp)
         raise
     fsync_dir(os.path.dirname(final))
+    return len(data)
 
 
 def read_snapshot(journal_path: str) -> Snapshot | None:

@@ -41,6 +41,7 @@ from .cache import JournalCache
 from .delete import remove_journal
 from .derived import DerivedData
 from .durability import FsyncPolicy
+from .idstore import IdStore
 from .index import Index
 from .journal import Call, Journal, create
 from .layout import Layout
@@ -60,10 +61,13 @@ class Store(JournalCache, Watching, DerivedData):
         *,
         fsync: FsyncPolicy = "always",
         max_open: int = 512,
+        cache_bytes: int = 64 << 20,
         background: bool = True,
         reconcile: bool | Literal["background"] = True,
     ) -> None:
-        """``reconcile`` re-indexes journals changed while no indexer ran: at once
+        """``max_open`` and ``cache_bytes`` bound the open journals kept in memory, by
+        count and by the session JSON their state holds (memory is about 1.5-2x that).
+        ``reconcile`` re-indexes journals changed while no indexer ran: at once
         (True), not at all (False), or on the background thread ("background"), so a
         server answers at once; ``reconciled`` is set when it is done."""
         if fsync not in ("always", "interval", "never"):
@@ -72,7 +76,9 @@ class Store(JournalCache, Watching, DerivedData):
         self.fsync: FsyncPolicy = fsync
         self.hub = Hub()
         self.index = Index(self.layout.index)
+        self.ids = IdStore(self.layout.ids)
         self._max_open = max_open
+        self._cache_bytes = cache_bytes
         self._mu = threading.Lock()
         self._paths: dict[str, str] = {}
         self._journals: OrderedDict[str, Journal] = OrderedDict()
@@ -86,6 +92,7 @@ class Store(JournalCache, Watching, DerivedData):
         self.layout.empty_trash()
         self.layout.sweep_temp()
         self.reconciled = threading.Event()
+        self.docs_pending = threading.Event()  # set while full-text docs are being filled
         self._reconcile_later = reconcile == "background" and background
         if reconcile and not self._reconcile_later:
             self.reconcile()
@@ -307,6 +314,7 @@ class Store(JournalCache, Watching, DerivedData):
                 j = self._untrack(session_id)
                 remove_journal(path, self.layout.trash, session_id, j)
                 self._retire(j)
+                self.ids.forget(session_id)
             self._announce_gone(session_id)
         finally:
             with self._mu:
@@ -316,9 +324,12 @@ class Store(JournalCache, Watching, DerivedData):
         """Compact every journal on disk whose snapshot is behind (the CLI's ``compact``)."""
         return maintenance.compact_all(self, progress)
 
-    def reconcile(self, progress: Callable[[int], None] | None = None) -> int:
-        """Re-index sessions whose journal changed while nobody indexed it; drop gone ones."""
-        return maintenance.reconcile(self, progress)
+    def reconcile(
+        self, progress: Callable[[int], None] | None = None, *, docs_later: bool = False
+    ) -> int:
+        """Re-index sessions whose journal changed while nobody indexed it; drop gone ones
+        (see ``maintenance.reconcile``)."""
+        return maintenance.reconcile(self, progress, docs_later=docs_later)
 
     def is_open(self, session_id: str) -> bool:
         """Is the journal open here (so the index follows it on every append)?"""
@@ -333,6 +344,7 @@ class Store(JournalCache, Watching, DerivedData):
             "open_journals": open_journals,
             "fsync": self.fsync,
             "index_reconciled": self.reconciled.is_set(),
+            "indexing": not self.reconciled.is_set() or self.docs_pending.is_set(),
             "data_dir": self.layout.root,
         }
 
@@ -351,6 +363,7 @@ class Store(JournalCache, Watching, DerivedData):
             for j in js:
                 j.close()
             self.index.close()
+            self.ids.close()
 
     def __enter__(self) -> Store:
         return self

@@ -3,9 +3,10 @@
 An append written on the loop (``Journal.try_write``) awaits ``LoopSyncer.durable``.
 Each journal has at most one fsync queued or running on its behalf; appends written
 meanwhile wait for the next one (group commit). A thread takes its share of the
-journals queued so far, fsyncs each (``Journal.sync``, which also publishes what became
-durable) and wakes the loop once per share: one session's burst costs one hand-off,
-and many sessions' fsyncs run side by side, as the disk allows.
+journals queued so far, fsyncs each (``Journal.make_durable``) and wakes the loop
+once per share, which publishes what became durable and answers the writers: one
+session's burst costs one hand-off, and many sessions' fsyncs run side by side, as the
+disk allows.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ class LoopSyncer:
             done: list[tuple[Journal, Exception | None]] = []
             for journal in batch:
                 try:
-                    journal.sync()  # everything written so far; publishes it too
+                    # everything written so far; published by _synced on the loop, so
+                    # this thread needs the GIL once more per batch, for the hand-off
+                    journal.make_durable(journal.written_offset)
                     done.append((journal, None))
                 except Exception as e:  # a StorageError: the journal is poisoned
                     done.append((journal, e))
@@ -96,6 +99,7 @@ class LoopSyncer:
 
     def _synced(self, done: list[tuple[Journal, Exception | None]]) -> None:
         for journal, err in done:
+            journal.publish_durable()  # subscribers hear of it before its writer's ack
             waiting = self._waiting.get(journal)
             if waiting is None:
                 continue

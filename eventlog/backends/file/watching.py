@@ -9,10 +9,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from ...errors import SessionNotFound
+from ...errors import EventLogError, SessionNotFound
 from ...events import Event
 from ...model import summarize
 from ...notify import Hub, Lifecycle
+from .checks import stand_in
 from .snapshot import load_cold
 
 if TYPE_CHECKING:
@@ -122,6 +123,17 @@ class Watching:
             self.refresh(session_id)
             return
         if not known:  # new to us: a session.started
-            session, offset, _ = load_cold(path, session_id)
-            self.index.apply([(session, [], self.layout.relative(path), offset)])
+            rel = self.layout.relative(path)
+            try:
+                session, offset, _ = load_cold(path, session_id)
+            except SessionNotFound:
+                return
+            except EventLogError as e:  # listed as damaged, never silently missing
+                row = stand_in(session_id, path, rel, e)
+                self.index.apply_damaged([row])
+                summary = summarize(row[0])
+                summary.damaged = row[3]
+                self.hub.emit(Lifecycle("session.started", session_id, summary))
+                return
+            self.index.apply([(session, [], rel, offset)])
             self.hub.emit(Lifecycle("session.started", session_id, summarize(session)))

@@ -1,0 +1,520 @@
+"""Issue 11's table in one run: each figure of the server beside its anchor, the server
+(and the echo servers) pinned to one CPU and this load generator to another (taskset).
+Run by hand; it asserts nothing:
+
+    .venv/bin/python bench/bench_table.py [--seconds 3] [--rounds 3] [--sessions 100000]
+        [--store DIR] [--server-root TREE] [--server-cpu 0] [--client-cpu 1]
+
+Rows (goal in brackets):
+1. HTTP append, 1 client, p50, fsync=always  vs  raw write+fdatasync p50 + echo p50 [<= 1.3x]
+2. the same with --fsync never  vs  bare aiohttp echo p50 [<= 1.5x]
+3. 32 HTTP clients, a session each, req/s  vs  echo req/s with 32 clients [>= 0.5x]
+4. 32 WebSockets, append -> ack, msg/s  vs  aiohttp WebSocket echo msg/s [>= 0.3x]
+5. a store of S sessions x 20 messages written by another tool (no index, no snapshots):
+   start -> /api/health answers [< 2 s], start -> list complete (total_sessions = S)
+   [< 10 s], server RSS then [< 200 MB]
+6. list, first page, at S sessions: HTTP round trip p50 [< 2 ms]
+7. the first append after a restart to a compacted 10,000-message session (in-process
+   ``Store``, median of 5 restarts)  vs  msgspec.json decode_lines of its journal
+
+``--store DIR`` reuses (or creates once) the foreign store in DIR; its index is deleted
+before the cold start. ``--server-root`` runs ``python -m server`` from another source
+tree (a "before" checkout), with this venv. Rows 1-4 alternate echo and server runs for
+``--rounds`` rounds and report medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from foreign_store import write_foreign_store  # noqa: E402
+
+ECHO = """
+import sys, msgspec
+from aiohttp import web, WSMsgType
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
+async def echo(request):
+    body = msgspec.json.decode(await request.read())
+    return web.Response(body=msgspec.json.encode({"success": True, **body}),
+                        content_type="application/json")
+async def ws(request):
+    sock = web.WebSocketResponse()
+    await sock.prepare(request)
+    async for msg in sock:
+        if msg.type == WSMsgType.TEXT:
+            frame = msgspec.json.decode(msg.data)
+            await sock.send_str(msgspec.json.encode(
+                {"op": "ack", "req_id": frame.get("req_id"), "seq": 1}).decode())
+    return sock
+app = web.Application()
+app.router.add_post("/echo", echo)
+app.router.add_get("/ws", ws)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None,
+            print=lambda *a: print("ready http://127.0.0.1:%s/" % sys.argv[1], flush=True),
+            loop=uvloop.new_event_loop() if uvloop and "--uvloop" in sys.argv else None)
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its waited-for children (the index workers)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+class Server:
+    """A child process pinned to ``cpu``, started and waited on until its first line."""
+
+    def __init__(self, args: list[str], cpu: int | None, cwd: Path, env: dict[str, str]) -> None:
+        self.started = time.perf_counter()
+        # None: every CPU (a child would otherwise inherit this process's pinning)
+        cpus = f"0-{(os.cpu_count() or 1) - 1}" if cpu is None else str(cpu)
+        pin = ["taskset", "-c", cpus]
+        self.p = subprocess.Popen(
+            [*pin, *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        assert self.p.stdout is not None
+        line = self.p.stdout.readline().strip()
+        if not line:
+            raise RuntimeError(f"server did not start: {args}")
+        self.url = next(w for w in line.split() if w.startswith("http://"))
+        if not self.url.endswith("/"):
+            self.url += "/"
+
+    def stop(self) -> None:
+        self.p.terminate()
+        try:
+            self.p.wait(60)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+        if self.p.stdout:
+            self.p.stdout.close()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.a = args
+        self.tree = Path(args.server_root).resolve() if args.server_root else ROOT
+        self.env = {**os.environ, "PYTHONPATH": str(self.tree)}
+        self.rows: list[tuple[str, str, str, str]] = []
+
+    def sessionlog(self, data: str, *extra: str, cpu: int | None = -1) -> Server:
+        cmd = [sys.executable, "-m", "server", "serve", "--port", "0", "--data", data, *extra]
+        return Server(cmd, self.a.server_cpu if cpu == -1 else cpu, self.tree, self.env)
+
+    def echo(self) -> Server:
+        cmd = [sys.executable, "-c", ECHO, str(free_port())]
+        return Server(cmd + (["--uvloop"] if self.a.uvloop_echo else []), self.a.server_cpu,
+                      ROOT, self.env)  # fmt: skip
+
+    def report(self, figure: str, value: str, anchor: str, ratio: str) -> None:
+        self.rows.append((figure, value, anchor, ratio))
+        print(f"  {figure:<44} {value:<22} {anchor:<40} {ratio}", flush=True)
+
+
+# -- load --------------------------------------------------------------------------------
+
+
+async def http_run(
+    url: str, bodies: Callable[[int], dict], clients: int, seconds: float
+) -> tuple[float, list[float]]:
+    lat: list[float] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as http:
+
+        async def one(k: int) -> None:
+            async with http.post(url, json=bodies(k)) as r:
+                await r.read()
+
+        await asyncio.gather(*(one(k) for k in range(clients)))
+        deadline = time.perf_counter() + seconds
+        count = 0
+
+        async def loop(k: int) -> None:
+            nonlocal count
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                async with http.post(url, json=bodies(k)) as r:
+                    await r.read()
+                    if r.status != 200:
+                        raise RuntimeError(await r.text())
+                lat.append(time.perf_counter() - t0)
+                count += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(loop(k) for k in range(clients)))
+        return count / (time.perf_counter() - t0), lat
+
+
+async def ws_run(
+    url: str, frames: Callable[[int, int], dict], clients: int, seconds: float
+) -> tuple[float, int]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        sockets = [await http.ws_connect(url) for _ in range(clients)]
+        deadline = time.perf_counter() + seconds
+
+        async def loop(k: int, ws: aiohttp.ClientWebSocketResponse) -> int:
+            n = 0
+            while time.perf_counter() < deadline:
+                await ws.send_str(msgspec.json.encode(frames(k, n)).decode())
+                frame = msgspec.json.decode((await ws.receive()).data)
+                if frame.get("op") != "ack":
+                    raise RuntimeError(frame)
+                n += 1
+            return n
+
+        t0 = time.perf_counter()
+        total = sum(await asyncio.gather(*(loop(k, ws) for k, ws in enumerate(sockets))))
+        elapsed = time.perf_counter() - t0
+        for ws in sockets:
+            await ws.close()
+    return total / elapsed, total
+
+
+def raw_fsync_p50(directory: str, n: int = 1000) -> float:
+    """p50 of os.write + os.fdatasync of a 200-byte line (O_APPEND), the disk's floor."""
+    path = os.path.join(directory, "raw.jsonl")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    line = b"x" * 199 + b"\n"
+    lat = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            os.write(fd, line)
+            os.fdatasync(fd)
+            lat.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return pct(lat, 0.5)
+
+
+async def start_sessions(base: str, n: int) -> list[str]:
+    async with aiohttp.ClientSession() as http:
+        out = []
+        for _ in range(n):
+            async with http.post(f"{base}api/sessions/start", json={}) as r:
+                out.append((await r.json())["session_id"])
+        return out
+
+
+MSG = "hello " * 20
+
+
+async def rows_1_to_4(b: Bench, tmp: Path) -> None:
+    a = b.a
+    echo = b.echo()
+    always = b.sessionlog(str(tmp / "always"), "--fsync", "always")
+    never = b.sessionlog(str(tmp / "never"), "--fsync", "never")
+    res: dict[str, list[float]] = {}
+
+    def add(key: str, v: float) -> None:
+        res.setdefault(key, []).append(v)
+
+    try:
+        own = {s: await start_sessions(s.url, a.clients) for s in (always, never)}
+        echo_url = f"{echo.url}echo"
+
+        def body(sid: str) -> dict:
+            return {"session_id": sid, "role": "user", "content": MSG}
+
+        async def run(key: str, pid: int, go: Any) -> None:
+            """One measurement, with the server's CPU seconds per request beside it."""
+            c0 = cpu_s(pid)
+            value, n = await go
+            add(key, value)
+            add(key + "_cpu", (cpu_s(pid) - c0) / max(n, 1))
+
+        async def p50(go: Any) -> tuple[float, int]:
+            _, lat = await go
+            return pct(lat, 0.5), len(lat)
+
+        async def rate(go: Any) -> tuple[float, int]:
+            r, lat = await go
+            return r, len(lat)
+
+        def ws_frame(sid: Callable[[int], str]) -> Callable[[int, int], dict]:
+            return lambda k, n: {"op": "append", "req_id": n, "session_id": sid(k),
+                                 "role": "user", "content": MSG}  # fmt: skip
+
+        for _ in range(a.rounds):
+            add("raw", raw_fsync_p50(str(tmp)))
+            await run(
+                "echo1", echo.p.pid, p50(http_run(echo_url, lambda k: body("x"), 1, a.seconds))
+            )
+            for name, srv in (("always1", always), ("never1", never)):
+                sid = own[srv][0]
+                url = f"{srv.url}api/sessions/append"
+                await run(
+                    name, srv.p.pid, p50(http_run(url, lambda k, s=sid: body(s), 1, a.seconds))
+                )
+            await run(
+                "echo32",
+                echo.p.pid,
+                rate(http_run(echo_url, lambda k: body("x"), a.clients, a.seconds)),
+            )
+            await run(
+                "append32",
+                always.p.pid,
+                rate(
+                    http_run(
+                        f"{always.url}api/sessions/append",
+                        lambda k: body(own[always][k]),
+                        a.clients,
+                        a.seconds,
+                    )
+                ),
+            )
+            await run(
+                "wsecho",
+                echo.p.pid,
+                ws_run(f"{echo.url}ws", ws_frame(lambda k: "x"), a.clients, a.seconds),
+            )
+            await run(
+                "ws32",
+                always.p.pid,
+                ws_run(
+                    f"{always.url}api/sessions/ws",
+                    ws_frame(lambda k: own[always][k]),
+                    a.clients,
+                    a.seconds,
+                ),
+            )
+    finally:
+        for s in (echo, always, never):
+            s.stop()
+    med = {k: statistics.median(v) for k, v in res.items()}
+    us = lambda x: f"{x * 1e6:,.0f} µs"  # noqa: E731
+    rounds = lambda k, f: "/".join(f(x) for x in res[k])  # noqa: E731
+    anchor1 = med["raw"] + med["echo1"]
+
+    def cpu(key: str) -> str:
+        return f"server CPU {us(med[key + '_cpu'])}/req"
+
+    b.report(
+        "1. HTTP append, 1 client, p50",
+        us(med["always1"]),
+        f"raw fdatasync {us(med['raw'])} + echo {us(med['echo1'])}",
+        f"{med['always1'] / anchor1:.2f}x the sum (goal <= 1.3x); {cpu('always1')}, "
+        f"echo {cpu('echo1')}",
+    )
+    b.report(
+        "2. same with --fsync never",
+        us(med["never1"]),
+        f"echo {us(med['echo1'])} ({rounds('echo1', us)})",
+        f"{med['never1'] / med['echo1']:.2f}x (goal <= 1.5x); rounds {rounds('never1', us)}; "
+        f"{cpu('never1')}",
+    )
+    b.report(
+        f"3. {a.clients} HTTP clients, a session each",
+        f"{med['append32']:,.0f}/s",
+        f"echo {med['echo32']:,.0f}/s",
+        f"{med['append32'] / med['echo32']:.2f}x (goal >= 0.5x); {cpu('append32')}, "
+        f"echo {cpu('echo32')}",
+    )
+    b.report(
+        f"4. {a.clients} WebSockets, append -> ack",
+        f"{med['ws32']:,.0f}/s",
+        f"WS echo {med['wsecho']:,.0f}/s",
+        f"{med['ws32'] / med['wsecho']:.2f}x (goal >= 0.3x); {cpu('ws32')}, echo {cpu('wsecho')}",
+    )
+
+
+async def rows_5_6(b: Bench, tmp: Path) -> None:
+    a = b.a
+    store = Path(a.store) if a.store else tmp / "foreign"
+    if not (store / "sessions").is_dir():
+        t0 = time.perf_counter()
+        write_foreign_store(store, a.sessions, 20)
+        print(f"  (wrote {a.sessions:,} foreign journals in {time.perf_counter() - t0:.0f} s)")
+    for f in ("index.sqlite3", "index.sqlite3-wal", "index.sqlite3-shm"):
+        (store / f).unlink(missing_ok=True)
+    n = sum(1 for _ in store.glob("sessions/*/*.jsonl"))
+    t0 = time.perf_counter()
+    # not pinned: the index build may use every CPU (the load generator only polls)
+    srv = b.sessionlog(str(store), "--fsync", "never", "--compact-interval", "0", cpu=None)
+    try:
+        async with aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    async with http.get(f"{srv.url}api/health") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.005)
+            healthy = time.perf_counter() - t0
+            total, last_change = -1, time.perf_counter()
+            while total != n:
+                async with http.post(f"{srv.url}api/sessions/list", json={"limit": 1}) as r:
+                    now = (await r.json())["total_sessions"]
+                if now != total:
+                    total, last_change = now, time.perf_counter()
+                elif time.perf_counter() - last_change > a.give_up:
+                    break  # no progress: some sessions are never listed
+                if total != n:
+                    await asyncio.sleep(0.05)
+            listed = (last_change if total != n else time.perf_counter()) - t0
+            rss, cpu = rss_mib(srv.p.pid), cpu_s(srv.p.pid)
+            b.report(
+                f"5. {n:,} foreign sessions, start -> health",
+                f"{healthy:.2f} s",
+                "—",
+                "goal < 2 s",
+            )
+            b.report(
+                f"5. {n:,} foreign sessions, start -> list complete",
+                f"{listed:.2f} s" if total == n else f"never: {total:,} listed at {listed:.1f} s",
+                "—",
+                f"RSS {rss:.0f} MiB, CPU {cpu:.1f} s incl. workers (goal < 10 s, < 200 MB)",
+            )
+            indexed = None
+            while time.perf_counter() - t0 < a.give_up * 20:
+                async with http.get(f"{srv.url}api/health") as r:
+                    if not (await r.json()).get("indexing", False):
+                        indexed = time.perf_counter() - t0
+                        break
+                await asyncio.sleep(0.2)
+            b.report(
+                f"5. {n:,} foreign sessions, start -> search complete",
+                "—" if indexed is None else f"{indexed:.1f} s",
+                "—",
+                "full-text docs are written after the list (health: indexing false)",
+            )
+            lat = []
+            for _ in range(200):
+                t1 = time.perf_counter()
+                async with http.post(f"{srv.url}api/sessions/list", json={}) as r:
+                    await r.read()
+                lat.append(time.perf_counter() - t1)
+            b.report(
+                f"6. list first page at {n:,}",
+                f"{pct(lat, 0.5) * 1e3:.2f} ms",
+                "—",
+                f"p90 {pct(lat, 0.9) * 1e3:.2f} ms (goal < 2 ms); RSS {rss_mib(srv.p.pid):.0f} MiB",
+            )
+    finally:
+        srv.stop()
+
+
+FIRST_APPEND = """
+import os, sys, tempfile, time, statistics, msgspec
+from eventlog.backends.file.store import Store
+from eventlog.requests import AppendRequest, StartRequest
+d = tempfile.mkdtemp(dir=sys.argv[1])
+with Store(d, background=False) as s:
+    sid = s.start(StartRequest()).session_id
+    for i in range(10_000):
+        s.append(AppendRequest(session_id=sid, role="user", content="hello " * 30, id=f"e{i}"))
+    path = s.path_of(sid)
+data = open(path, "rb").read()
+dec = msgspec.json.Decoder()
+firsts, decodes = [], []
+for k in range(5):
+    t = time.perf_counter(); dec.decode_lines(data); decodes.append(time.perf_counter() - t)
+    with Store(d, background=False, reconcile=False) as s:
+        t = time.perf_counter()
+        r = s.append(AppendRequest(session_id=sid, role="user", content="x", id=f"n{k}"))
+        firsts.append(time.perf_counter() - t)
+        assert not r.duplicate
+print(statistics.median(firsts), statistics.median(decodes), len(data))
+"""
+
+
+def row_7(b: Bench, tmp: Path) -> None:
+    out = subprocess.run(
+        ["taskset", "-c", str(b.a.server_cpu), sys.executable, "-c", FIRST_APPEND, str(tmp)],
+        cwd=b.tree, env=b.env, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    first, decode, size = float(out[0]), float(out[1]), int(out[2])
+    b.report(
+        "7. first append after a restart, 10k msgs",
+        f"{first * 1e3:.2f} ms",
+        f"decode_lines of the {size / 2**20:.1f} MiB journal {decode * 1e3:.2f} ms",
+        f"{first / decode:.2f}x",
+    )
+
+
+async def main(a: argparse.Namespace) -> None:
+    os.sched_setaffinity(0, {a.client_cpu})
+    b = Bench(a)
+    load = os.getloadavg()
+    print(f"server tree {b.tree}, server CPU {a.server_cpu}, load generator CPU "
+          f"{a.client_cpu}; load average {load[0]:.2f}", flush=True)  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix="bench-table-", dir=a.dir))
+    try:
+        if not a.skip_http:
+            await rows_1_to_4(b, tmp)
+        if not a.skip_store:
+            await rows_5_6(b, tmp)
+        row_7(b, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("\n| figure | now | anchor (same run) | ratio / goal |\n|---|---|---|---|")
+    for row in b.rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--sessions", type=int, default=100_000)
+    p.add_argument("--store", help="keep the foreign store here (created once)")
+    p.add_argument("--server-root", help="run the server from this source tree")
+    p.add_argument("--server-cpu", type=int, default=0)
+    p.add_argument("--client-cpu", type=int, default=1)
+    p.add_argument("--dir", help="temporary data dirs under DIR")
+    p.add_argument("--uvloop-echo", action="store_true", help="run the echo server on uvloop")
+    p.add_argument("--skip-http", action="store_true")
+    p.add_argument("--give-up", type=float, default=30.0, help="seconds without list progress")
+    p.add_argument("--skip-store", action="store_true")
+    asyncio.run(main(p.parse_args()))
