@@ -19,7 +19,7 @@ from .events import Event, SessionStarted, ToolCall, encoder
 from .fold import fold
 from .lenient import decode_event
 from .model import Session
-from .requests import MAX_DEPTH, check_session_id, too_deep
+from .requests import MAX_DEPTH, ExportRequest, check_session_id, too_deep
 
 CONTENT_TYPES = {
     "openai": ("application/jsonl; charset=utf-8", "jsonl"),
@@ -202,6 +202,17 @@ def chunks(
             continue  # deleted while a long export ran
         if chunk:
             yield chunk
+
+
+def named(req: ExportRequest) -> list[str]:
+    """The sessions an export names (``session_ids`` then ``session_id``); refuses none."""
+    ids = list(req.session_ids or []) + ([req.session_id] if req.session_id else [])
+    if not ids:
+        raise InvalidRequest(
+            "invalid request: name what to export with session_id, session_ids or all: true",
+            "session_id",
+        )
+    return ids
 
 
 def chunk_of(session_id: str, fmt: str, events: list[Event]) -> bytes | None:

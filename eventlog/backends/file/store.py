@@ -276,13 +276,7 @@ class Store(JournalCache, Watching, DerivedData):
         if req.all:
             ids = [sid for sid, _, _ in self.layout.journals()]
         else:
-            ids = list(req.session_ids or []) + ([req.session_id] if req.session_id else [])
-            if not ids:
-                raise InvalidRequest(
-                    "invalid request: name what to export with session_id, session_ids or "
-                    "all: true",
-                    "session_id",
-                )
+            ids = formats.named(req)
             for sid in ids:
                 self.path_of(sid)
         return formats.chunks(ids, req.format, self.events, self._current)

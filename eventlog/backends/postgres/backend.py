@@ -254,13 +254,7 @@ class PostgresBackend(RequestWrites):
             )
             ids = [r[0] for r in rows]
         else:
-            ids = list(req.session_ids or []) + ([req.session_id] if req.session_id else [])
-            if not ids:
-                raise InvalidRequest(
-                    "invalid request: name what to export with session_id, session_ids or "
-                    "all: true",
-                    "session_id",
-                )
+            ids = formats.named(req)
             for sid in ids:
                 if not await self._exists(sid):
                     raise SessionNotFound(sid)
