@@ -25,16 +25,14 @@ from ...events import (
     MessageDelta,
     encode_line,
 )
-from ...fold import Folder
-from ...model import Summary, summarize, to_session
+from ...model import Summary, summarize
 from ...state import SessionState
 from . import faults, syscalls
 from .durability import FsyncPolicy, GroupCommit, SyncState
 from .files import fsync_dir
 from .idstore import IdStore
-from .older import Layered
-from .scan import BadLine, scan, seq_of_line_before
-from .snapshot import read_snapshot, snapshot_path
+from .older import OlderState
+from .scan import BadLine, scan
 
 T = TypeVar("T")
 
@@ -58,7 +56,7 @@ class Call:
         return self.result
 
 
-class Journal(GroupCommit, SessionState):
+class Journal(GroupCommit, OlderState, SessionState):
     """An open journal: the in-memory state of a session plus its file descriptor."""
 
     def __init__(
@@ -132,72 +130,6 @@ class Journal(GroupCommit, SessionState):
             raise
 
     # -- state ------------------------------------------------------------------
-
-    def _layer(self, ids: IdStore) -> None:
-        """Id maps whose misses ask the id store once ids were moved there."""
-        sid = self.session_id
-
-        def event(key: str) -> tuple[int, str | None] | None:
-            return ids.event(sid, key) if self.moved_upto else None
-
-        def message(mid: str) -> int | None:
-            # a message the folder does not have was never appended: no query
-            if not self.moved_upto or self.folder.message(mid) is None:
-                return None
-            return ids.message(sid, mid)
-
-        self.event_ids = Layered(lambda k: (found := event(k)) and found[0])
-        self.message_of_event = Layered(lambda k: (found := event(k)) and found[1])
-        self.message_seq = Layered(message)
-
-    def _start_from_snapshot(self, ids: IdStore) -> None:
-        """Start from the snapshot instead of line 1 when that is safe: the snapshot ends
-        on the line of its seq, and the id store covers at least as far in this file."""
-        snap = read_snapshot(self.path)
-        if snap is None or snap.session_id != self.session_id or snap.seq < 1:
-            return
-        cover = ids.covered(self.session_id)
-        size = os.fstat(self.fd).st_size
-        off = snap.journal_offset
-        if cover is None or cover[0] != self.ino or cover[1] < off or max(off, cover[1]) > size:
-            return
-        if seq_of_line_before(self.fd, off) != snap.seq:
-            return
-        base = to_session(snap)
-        with contextlib.suppress(OSError):
-            self._held_base = os.path.getsize(snapshot_path(self.path))
-        self._held_from = off
-        self.folder = Folder(self.session_id, base)
-        self.partial = {m.message_id for m in base.messages if m.status == "partial"}
-        self.offset = off
-        self.moved_upto = cover[2]
-
-    @property
-    def held(self) -> int:
-        """About how much session JSON the in-memory state holds (the cache's measure)."""
-        return self._held_base + self.offset - self._held_from
-
-    def rebase_held(self, snapshot_bytes: int, offset: int) -> None:
-        """A snapshot of ``snapshot_bytes`` now says what the state up to ``offset`` is
-        (deltas folded, ids moved out): measure from there (caller holds ``lock``)."""
-        self._held_base, self._held_from = snapshot_bytes, offset
-
-    def ids_to_move(self) -> tuple[list[tuple[str, int, str | None]], list[tuple[str, int]]]:
-        """The in-memory ids (caller holds ``lock``): (event id, seq, message id) and
-        (message id, seq), for the compactor to record."""
-        mids = self.message_of_event
-        events = [(e, s, dict.get(mids, e)) for e, s in dict.items(self.event_ids)]
-        return events, list(dict.items(self.message_seq))
-
-    def moved(self, seq: int) -> None:
-        """Ids up to ``seq`` are recorded in the id store: drop them from memory (caller
-        holds ``lock``)."""
-        ev, ms, mo = self.event_ids, self.message_seq, self.message_of_event
-        if isinstance(ev, Layered) and isinstance(ms, Layered) and isinstance(mo, Layered):
-            ev.drop(lambda k, s: s > seq)
-            ms.drop(lambda k, s: s > seq)
-            mo.drop(lambda k, m: dict.__contains__(ev, k))
-            self.moved_upto = max(self.moved_upto, seq)
 
     def _row(self, events: list[Event]) -> Summary | None:
         # Computed here, under ``lock``, because listeners run without it (taking it
