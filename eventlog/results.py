@@ -20,6 +20,16 @@ class LoadResult:
         self.session = session
         self.message_start = message_start
 
+    @classmethod
+    def window(cls, session: Session, limit: int | None, before: int | None) -> LoadResult:
+        """``session`` cut to its last ``limit`` messages before index ``before``."""
+        n = len(session.messages)
+        end = n if before is None else min(before, n)
+        start = 0 if limit is None else max(0, end - limit)
+        if start != 0 or end != n:
+            session.messages = session.messages[start:end]
+        return cls(session, start)
+
 
 class SearchHit(msgspec.Struct):
     """Why a session matched a ``query``: its best-matching message (or its title) and a

@@ -226,12 +226,7 @@ class Store(JournalCache, Watching, DerivedData):
         """The current session (snapshot + journal tail), optionally its last N messages."""
         req = check(LoadRequest(session_id=req) if isinstance(req, str) else req)
         session = self._current(req.session_id)
-        n = len(session.messages)
-        end = n if req.message_before is None else min(req.message_before, n)
-        start = 0 if req.message_limit is None else max(0, end - req.message_limit)
-        if start != 0 or end != n:
-            session.messages = session.messages[start:end]
-        return LoadResult(session, start)
+        return LoadResult.window(session, req.message_limit, req.message_before)
 
     def _current(self, session_id: str) -> Session:
         j = self._lease_open(session_id)

@@ -195,12 +195,7 @@ class PostgresBackend(RequestWrites):
         req = check(req)
         await self._ready()
         session = await self._session(req.session_id)
-        n = len(session.messages)
-        end = n if req.message_before is None else min(req.message_before, n)
-        start = 0 if req.message_limit is None else max(0, end - req.message_limit)
-        if start != 0 or end != n:
-            session.messages = session.messages[start:end]
-        return LoadResult(session, start)
+        return LoadResult.window(session, req.message_limit, req.message_before)
 
     async def list(self, req: ListRequest) -> ListResult:
         req = check(req)
