@@ -26,8 +26,8 @@ from ...events import (
     decoder,
     encoder,
     new_event_id,
+    now_iso,
 )
-from ...events import now_iso as _now
 from ...fold import fold
 from ...model import Session, summarize
 from ...notify import Hub, Lifecycle, Notice
@@ -128,7 +128,7 @@ class PostgresBackend(RequestWrites):
     async def start(self, req: StartRequest) -> Session:
         req = check(req)
         await self._ready()
-        ts = _now()
+        ts = now_iso()
         for _ in range(100):
             sid = secrets.token_hex(6)
             first = SessionStarted(
