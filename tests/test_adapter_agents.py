@@ -248,3 +248,24 @@ def test_runner_run_sync_uses_the_session(target: str) -> None:
         asyncio.set_event_loop(None)
     assert model.inputs[-1][0]["content"] == "first"
     assert len(asyncio.run(session.get_items())) == 4
+
+
+async def test_a_remote_backend_object_is_shared_with_its_owner(tmp_path: Any) -> None:
+    """The adapter drives a Backend on its own loop; a RemoteBackend the caller also
+    uses on theirs keeps one connection pool per loop (aiohttp's are loop-bound)."""
+    from eventlog.backends.remote import RemoteBackend
+
+    from .served import ThreadedServer
+
+    server = ThreadedServer(tmp_path / "data")
+    backend = RemoteBackend(server.url)
+    try:
+        session = SessionlogSession("shared object", backend)
+        await session.add_items(ITEMS[:2])
+        listed = await backend.list(ListRequest(type="agents"))  # the owner's loop
+        assert [s.session_id for s in listed.sessions] == [session.sessionlog_id]
+        assert await session.get_items() == ITEMS[:2]
+    finally:
+        await loop.arun(backend.close())  # the adapters' loop's pool
+        await backend.close()  # ours
+        server.stop()
