@@ -248,3 +248,40 @@ def test_runner_run_sync_uses_the_session(target: str) -> None:
         asyncio.set_event_loop(None)
     assert model.inputs[-1][0]["content"] == "first"
     assert len(asyncio.run(session.get_items())) == 4
+
+
+async def test_a_remote_backend_object_is_shared_with_its_owner(tmp_path: Any) -> None:
+    """The adapter drives a Backend on its own loop; a RemoteBackend the caller also
+    uses on theirs keeps one connection pool per loop (aiohttp's are loop-bound)."""
+    from eventlog.backends.remote import RemoteBackend
+
+    from .served import ThreadedServer
+
+    server = ThreadedServer(tmp_path / "data")
+    backend = RemoteBackend(server.url)
+    try:
+        session = SessionlogSession("shared object", backend)
+        await session.add_items(ITEMS[:2])
+        listed = await backend.list(ListRequest(type="agents"))  # the owner's loop
+        assert [s.session_id for s in listed.sessions] == [session.sessionlog_id]
+        assert await session.get_items() == ITEMS[:2]
+    finally:
+        await loop.arun(backend.close())  # the adapters' loop's pool
+        await backend.close()  # ours
+        server.stop()
+
+
+async def test_the_compaction_snapshot_replaces_the_suffix_only_if_unchanged(target: str) -> None:
+    """The SDK's OpenAIResponsesCompactionSession swaps compacted items in through this
+    hook: atomically, and never over history that changed after the snapshot."""
+    s = SessionlogSession("compact", target)
+    await s.add_items(ITEMS[:4])
+    snap = await s._get_compaction_snapshot(2)
+    assert snap is not None and snap.items == ITEMS[2:4] and not snap.complete
+    stale = await s._get_compaction_snapshot(10)
+    assert stale is not None and stale.complete
+    summary = {"type": "compaction", "encrypted_content": "c0mpact"}
+    assert await snap.replace_suffix(0, [summary])
+    assert await s.get_items() == [*ITEMS[:2], summary]
+    assert not await stale.replace_suffix(1, [summary])  # history changed since: refused
+    assert await s.get_items() == [*ITEMS[:2], summary]

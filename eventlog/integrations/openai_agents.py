@@ -13,15 +13,19 @@ an ``update`` that carries ``expected_seq``. Two concurrent pops read the same s
 one update can succeed, the other gets a conflict, reads again and takes the next item,
 so two pops never return the same item (on every backend, in one process or many).
 ``clear_session`` deletes the session (only that one); the next item starts it again.
+``_get_compaction_snapshot`` (the hook the SDK's ``OpenAIResponsesCompactionSession``
+uses on its SQLite and SQLAlchemy sessions) swaps compacted items in the same way: one
+``save`` with ``expected_seq`` that appends them and tombstones what they replace.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 try:
-    from agents.memory.session import SessionABC
+    from agents.memory.session import SessionABC, _await_mutation, _CompactionSnapshot
     from agents.memory.session_settings import (
         SessionSettings,
         coerce_session_settings,
@@ -33,8 +37,9 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     ) from e
 
 from ..errors import SequenceConflict
+from ..events import new_event_id
 from ..model import Message, Session
-from ..requests import MAX_CONTENT_CHARS, SaveMessage, UpdateRequest
+from ..requests import MAX_CONTENT_CHARS, SaveMessage, SaveRequest, UpdateRequest
 from . import loop
 from .store import FrameworkSession, Store
 
@@ -167,6 +172,61 @@ class SessionlogSession(SessionABC):
             except SequenceConflict:
                 continue  # someone wrote (or popped) meanwhile: read again
             return item
+
+    async def _get_compaction_snapshot(
+        self, limit: int, *, prune_prefix: Callable[[Any], bool] | None = None
+    ) -> _CompactionSnapshot | None:
+        """The SDK's hook for atomic compaction (as its SQLite and SQLAlchemy sessions
+        have): the newest ``limit`` items, and a ``replace_suffix`` that swaps the
+        items from ``start`` on for the compacted ones only if nothing changed since.
+
+        The swap is one ``save`` with ``expected_seq``: the compacted items appended and
+        the replaced ones (plus any expired prefix ``prune_prefix`` accepts) tombstoned,
+        all in one atomic write, refused if anyone wrote in between."""
+        session = await loop.arun(self._session.load())
+        live = [] if session is None else _live(session)
+        window = live[-limit:] if limit > 0 else []
+        complete = len(window) == len(live)
+
+        async def replace(start: int, output: list[Any]) -> bool:
+            expected = window[start:]
+            if session is None or not expected:
+                return False
+            gone = [m.message_id for m, _ in expected]
+            if prune_prefix is not None:
+                for m, item in live[: len(live) - len(expected)]:
+                    if not prune_prefix(item):
+                        break
+                    gone.append(m.message_id)
+            saved = [to_saved(i) for i in output]
+            req = SaveRequest(
+                session_id=session.session_id,
+                messages=[
+                    SaveMessage(
+                        role=m.role,
+                        content=m.content,
+                        metadata=m.metadata,
+                        message_id=new_event_id(),
+                    )
+                    for m in saved
+                ],
+                metadata={
+                    **session.metadata,
+                    REMOVED: [*(session.metadata.get(REMOVED) or ()), *gone],
+                },
+                expected_seq=session.seq,
+            )
+            try:
+                await loop.arun(self._session.backend.save(req))
+            except SequenceConflict:
+                return False
+            return True
+
+        async def replace_suffix(start: int, output: list[Any]) -> bool:
+            return await _await_mutation(replace(start, output))
+
+        items: list[Any] = [item for _, item in window]
+        return _CompactionSnapshot(items, complete, replace_suffix)
 
     async def clear_session(self) -> None:
         await loop.arun(self._session.delete())

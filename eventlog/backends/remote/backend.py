@@ -82,8 +82,9 @@ class RemoteBackend:
     """A sessionlog server at ``url`` (``http://host:port``), optionally with ``token``.
 
     ``retries`` bounds the attempts after a connection failure (never after an error
-    answer); ``timeout`` is the connect and per-read timeout in seconds. Bound to the
-    event loop it is first used on; listeners run on that loop, as in-process.
+    answer); ``timeout`` is the connect and per-read timeout in seconds. Requests work
+    from any event loop; listeners and watches live on the loop of the first
+    ``subscribe``/``watch`` and run there, as in-process.
     """
 
     def __init__(

@@ -22,7 +22,7 @@ ONCE = "once"  # retried only if it never left (start, import)
 
 
 class Http:
-    """The HTTP half of ``RemoteBackend``; bound to the event loop it is first used on."""
+    """The HTTP half of ``RemoteBackend``, usable from any event loop."""
 
     def __init__(
         self, base: str, token: str | None, timeout: float, retries: int, retry_delay: float
@@ -35,22 +35,20 @@ class Http:
         self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
         self.retries = retries
         self.retry_delay = retry_delay
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # one connection pool per event loop: aiohttp's are bound to the loop they
+        # were made on, and a caller may use one backend from several loops
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
     def session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            for gone in [lp for lp in self._sessions if lp.is_closed()]:
+                del self._sessions[gone]
+            session = self._sessions[loop] = aiohttp.ClientSession(
                 timeout=self.timeout, connector=aiohttp.TCPConnector(limit=0)
             )
-            self._loop = loop
-        elif loop is not self._loop:
-            raise RuntimeError(
-                "this RemoteBackend is in use on another event loop: create one per loop "
-                "(the LangChain and Agents adapters run theirs on a loop of their own)"
-            )
-        return self._session
+        return session
 
     async def post(
         self,
@@ -160,9 +158,13 @@ class Http:
         return _chunks(resp)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        loop = asyncio.get_running_loop()
+        sessions, self._sessions = self._sessions, {}
+        for owner, session in sessions.items():
+            if owner is loop:
+                await session.close()
+            elif owner.is_running():  # another live loop's pool is closed on that loop
+                asyncio.run_coroutine_threadsafe(session.close(), owner)
 
 
 async def _chunks(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
