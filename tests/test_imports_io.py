@@ -249,3 +249,5 @@ async def test_a_bad_events_backup_among_good_files_writes_nothing(
     assert (await backend.list(ListRequest())).total_sessions == 0
     report = await run_import(backend, good, ok)
     assert len(report.imported) == 3 and "s1" in report.imported
+    again = await run_import(backend, ok)  # a backup meeting its sessions skips them too
+    assert (again.imported, again.skipped) == ([], ["s1"])

@@ -76,11 +76,10 @@ class _Spool:
 
 def _read_all(
     files: Sequence[tuple[str, str]], progress: Progress | None
-) -> tuple[_Spool, list[bytes], Tally]:
+) -> tuple[_Spool, Tally]:
     """Phase one: read and check every file; nothing is written to the store."""
     tally = Tally()
     spool = _Spool()
-    backups: list[bytes] = []
     total = sum(os.path.getsize(path) for path, _ in files)
     done = 0
     try:
@@ -94,10 +93,14 @@ def _read_all(
             for kind, item in read(path, name, tally, position):
                 if kind == "events":
                     try:  # checked now, so that a bad backup stops the import before any write
-                        parse_events(item)
+                        backup = parse_events(item)
                     except InvalidRequest as e:
                         raise ImportFailed(name, "the events export", e.message) from None
-                    backups.append(item)
+                    for sid, events in backup.items():
+                        if sid in spool.index:
+                            tally.duplicates += 1
+                        else:
+                            spool.add(sid, events)
                     continue
                 sid, events = session_events(item)
                 if sid in spool.index:
@@ -110,7 +113,7 @@ def _read_all(
     except BaseException:
         spool.file.close()
         raise
-    return spool, backups, tally
+    return spool, tally
 
 
 async def import_files(
@@ -122,10 +125,9 @@ async def import_files(
 ) -> ImportReport:
     """Import ``files`` ((path, name to show) pairs) into ``backend``.
 
-    Sessions that already exist are skipped and reported (``replace`` replaces them).
-    An ``events`` export is a backup: without ``replace`` it is restored whole or, if
-    any of its sessions exists, refused as a whole (as ``import_events`` does)."""
-    spool, backups, tally = await asyncio.to_thread(_read_all, files, progress)
+    Sessions that already exist are skipped and reported (``replace`` replaces them),
+    whatever the file: a foreign export or an ``events`` backup (SPEC §11)."""
+    spool, tally = await asyncio.to_thread(_read_all, files, progress)
     report = ImportReport(
         conversations=tally.conversations,
         empty=tally.empty,
@@ -134,13 +136,6 @@ async def import_files(
         unknown_content=dict(tally.unknown),
     )
     try:
-        for data in backups:
-            if replace:
-                for sid, events in (await asyncio.to_thread(parse_events, data)).items():
-                    if sid not in spool.index:
-                        spool.add(sid, events)
-            else:
-                report.imported += await backend.import_events(data)
         spool.file.flush()
         sids = list(spool.index)
         chunks = [sids[i : i + BATCH] for i in range(0, len(sids), BATCH)]
