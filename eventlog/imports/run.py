@@ -74,9 +74,7 @@ class _Spool:
         return out
 
 
-def _read_all(
-    files: Sequence[tuple[str, str]], progress: Progress | None
-) -> tuple[_Spool, Tally]:
+def _read_all(files: Sequence[tuple[str, str]], progress: Progress | None) -> tuple[_Spool, Tally]:
     """Phase one: read and check every file; nothing is written to the store."""
     tally = Tally()
     spool = _Spool()
