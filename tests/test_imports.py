@@ -274,3 +274,36 @@ async def test_open_webui_list_export_branches_flags_and_tags(
     assert w.pinned and w.tags == ["witze"] and w.metadata["source"] == "openwebui"
     d = got["w-dangling"]
     assert said(d) == [("user", "hi"), ("assistant", "newer leaf")] and d.archived
+
+
+async def test_claude_export_with_parent_links_keeps_the_newest_branch(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Claude exports that carry ``parent_message_uuid`` list every branch, edited
+    prompts included: only the newest leaf's path is the conversation."""
+
+    def msg(uid: str, parent: str, sender: str, text: str, at: str) -> dict[str, object]:
+        return {
+            "uuid": uid,
+            "parent_message_uuid": parent,
+            "sender": sender,
+            "text": text,
+            "content": [{"type": "text", "text": text}],
+            "created_at": at,
+        }
+
+    root = "00000000-0000-4000-8000-000000000000"
+    conv = {
+        "uuid": "c-branches",
+        "name": "Edited prompt",
+        "created_at": "2025-05-01T00:00:00Z",
+        "chat_messages": [
+            msg("h1", root, "human", "first try", "2025-05-01T00:00:01Z"),
+            msg("a1", "h1", "assistant", "answer to the first try", "2025-05-01T00:00:02Z"),
+            msg("h2", root, "human", "edited prompt", "2025-05-01T00:01:00Z"),
+            msg("a2", "h2", "assistant", "answer to the edit", "2025-05-01T00:01:05Z"),
+        ],
+    }
+    await run_import(backend, write(tmp_path / "conversations.json", [conv]))
+    s = (await sessions_by_source(backend))["c-branches"]
+    assert said(s) == [("user", "edited prompt"), ("assistant", "answer to the edit")]
