@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.import_fixtures import chatgpt_bulk  # noqa: E402
+from tests.chatgpt_shapes import chatgpt_bulk  # noqa: E402
 
 CHILD = {
     "import": """

@@ -3,8 +3,9 @@ export (JSON or .zip), recognised by content (SPEC §11).
 
 The body is spooled to a temporary file (bounded by ``Limits.import_bytes``) and read
 from there as a stream, so a large export never sits in memory. Query parameters:
-``replace=true`` replaces sessions that exist (the default skips and reports them; an
-``events`` backup is restored whole or refused whole unless ``skip_existing=true``);
+``replace=true`` replaces sessions that exist (the default skips and reports them);
+``whole=true`` restores an ``events`` backup all or nothing (409 if any session exists:
+what ``Backend.import_events`` promises, used by the remote client);
 ``filename=`` names the upload in error messages; ``progress=true`` answers with
 NDJSON progress lines (``{"phase", "done", "total"}``) and then the result object
 (``success`` true or false), for the page's progress bar.
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
+from pathlib import Path
 
 import msgspec
 from aiohttp import web
@@ -73,22 +75,25 @@ def _ok(report: ImportReport) -> bytes:
 
 async def import_sessions(request: web.Request) -> web.StreamResponse:
     replace = request.query.get("replace", "").lower() in _TRUE
-    skip = request.query.get("skip_existing", "").lower() in _TRUE
     name = request.query.get("filename") or "the uploaded file"
     path = await _spool(request, request.app[CONFIG].limits.import_bytes)
     try:
+        if request.query.get("whole", "").lower() in _TRUE:
+            data = await asyncio.to_thread(Path(path).read_bytes)
+            imported = await request.app[BACKEND].import_events(data)
+            return web.Response(
+                body=_ok(ImportReport(imported=imported)), content_type="application/json"
+            )
         if request.query.get("progress", "").lower() in _TRUE:
-            return await _with_progress(request, path, name, replace, skip)
-        report = await import_files(
-            request.app[BACKEND], [(path, name)], replace=replace, skip_existing=skip
-        )
+            return await _with_progress(request, path, name, replace)
+        report = await import_files(request.app[BACKEND], [(path, name)], replace=replace)
         return web.Response(body=_ok(report), content_type="application/json")
     finally:
         os.unlink(path)
 
 
 async def _with_progress(
-    request: web.Request, path: str, name: str, replace: bool, skip: bool
+    request: web.Request, path: str, name: str, replace: bool
 ) -> web.StreamResponse:
     """NDJSON: progress lines as the import goes, then the result (or the error)."""
     # the newest (done, total) of each phase, set from the import's threads; each phase's
@@ -99,13 +104,7 @@ async def _with_progress(
         latest[phase] = (done, total)
 
     task = asyncio.ensure_future(
-        import_files(
-            request.app[BACKEND],
-            [(path, name)],
-            replace=replace,
-            skip_existing=skip,
-            progress=progress,
-        )
+        import_files(request.app[BACKEND], [(path, name)], replace=replace, progress=progress)
     )
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await resp.prepare(request)

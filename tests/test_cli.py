@@ -50,16 +50,16 @@ def test_import_of_an_existing_session_says_what_to_do_and_changes_nothing(
     data_dir: Path, tmp_path: Path
 ) -> None:
     """Regression (issue 13): the message offered to "import under another id", which no
-    option does."""
+    option does. (An existing session is now skipped and reported, SPEC §11's one rule
+    for every import; the message names the option that replaces it.)"""
     (sid,) = _fill(data_dir, sessions=1, words=3)
     backup = tmp_path / "backup.jsonl"
     assert _cli("export", sid, "--data", str(data_dir), "-o", str(backup)).returncode == 0
     before = sorted(p.read_bytes() for p in data_dir.rglob("*.jsonl"))
     out = _cli("import", str(backup), "--data", str(data_dir))
-    assert out.returncode == 2
+    assert out.returncode == 0
     msg = out.stderr.decode()
-    assert "already exists" in msg and "nothing was imported" in msg
-    assert "delete" in msg and "another id" not in msg
+    assert f"skipped: {sid}" in msg and "use --replace" in msg and "another id" not in msg
     assert sorted(p.read_bytes() for p in data_dir.rglob("*.jsonl")) == before
 
 

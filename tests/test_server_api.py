@@ -305,13 +305,14 @@ async def test_export_delete_import_round_trips_sessions_exactly(api: Api, data_
         assert r.status == 200 and sorted(out["imported"]) == sorted(sids)
     after = {sid: (await api.ok("load", {"session_id": sid}))["session"] for sid in sids}
     assert after == before
-    # importing again would overwrite: refused as a whole, nothing written
+    # importing again meets sessions that exist: each is skipped and reported (SPEC §11),
+    # nothing is written
     snapshot = tree(data_dir)
     async with api.client.post(
         "/api/sessions/import", data=backup, headers={"Content-Type": "application/jsonl"}
     ) as r:
         out = await r.json()
-    assert r.status == 409 and out["code"] == "conflict"
+    assert r.status == 200 and out["imported"] == [] and sorted(out["skipped"]) == sorted(sids)
     assert tree(data_dir) == snapshot
 
 

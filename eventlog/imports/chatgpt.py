@@ -16,7 +16,9 @@ from .errors import Malformed
 from .tree import branch, number
 
 # content types that carry no message: handled where they occur
-_NOT_MESSAGES = frozenset({"user_editable_context", "thoughts", "reasoning_recap"})
+_NOT_MESSAGES = frozenset(
+    {"user_editable_context", "model_editable_context", "thoughts", "reasoning_recap"}
+)
 
 
 def is_chatgpt(item: dict[str, Any]) -> bool:
@@ -107,11 +109,12 @@ def parse(conv: dict[str, Any], tally: Tally) -> Conversation | None:
         recipient = m.get("recipient")
         if role == "assistant" and isinstance(recipient, str) and recipient not in ("all", ""):
             # code the assistant ran (or a command to a tool): a tool call
-            args: Any
+            args: Any = {"code" if ctype == "code" else "text": text}
             try:
-                args = text if isinstance(json.loads(text), dict) else {"code": text}
+                if isinstance(json.loads(text), dict):
+                    args = text  # a command already in JSON (image generation, canvas…)
             except ValueError:
-                args = {"code": text}
+                pass
             if content.get("language") and isinstance(args, dict):
                 meta["language"] = content["language"]
             open_calls.append(mid)

@@ -51,7 +51,7 @@ def import_sessions(
                 "2, 3, … without gaps",
                 "sessions",
             )
-        if store.layout.find(sid) is not None:
+        if _exists(store, sid, events):
             if not replace:
                 out.skipped.append(sid)
                 continue
@@ -63,6 +63,22 @@ def import_sessions(
     out.imported = [sid for sid, _ in written]
     out.skipped += [sid for sid in sessions if sid not in set(out.imported)]
     return out
+
+
+def _exists(store: Store, sid: str, events: list[Event]) -> bool:
+    """Does ``sid`` have a journal? Its own date folder, then the index: not a search of
+    every date folder (``Layout.find``), which costs a stat per folder per session. A
+    session no index knows yet in another folder is the one case missed; ``os.link``
+    still refuses one in the same folder."""
+    if os.path.exists(store.layout.journal_path(events[0].ts[:10], sid)):
+        return True
+    rel = store.index.journal_of(sid)
+    if rel is None:
+        return False
+    try:
+        return os.path.exists(store.layout.absolute(rel))
+    except ValueError:  # a row naming a path outside the sessions folder: not a journal
+        return False
 
 
 def _adopt(store: Store, sessions: dict[str, list[Event]], written: list[tuple[str, str]]) -> None:

@@ -194,8 +194,11 @@ class RemoteBackend:
                 return
 
     async def import_events(self, data: bytes) -> builtins.list[str]:
-        body = await self.http.post(
-            "/api/sessions/import", data, retry=ONCE, content_type="application/x-ndjson"
+        body = await self.http.post(  # whole: all or nothing, as the Backend promises
+            "/api/sessions/import?whole=true",
+            data,
+            retry=ONCE,
+            content_type="application/x-ndjson",
         )
         return _imported.decode(body).imported
 
@@ -206,9 +209,7 @@ class RemoteBackend:
         if not sessions:
             return ImportOutcome()
         data = b"".join(line for sid, evs in sessions for line in event_lines(sid, evs))
-        # skip_existing: one by one, as Backend.import_sessions promises (a backup
-        # uploaded without it is restored whole or refused whole)
-        path = "/api/sessions/import?" + ("replace=true" if replace else "skip_existing=true")
+        path = "/api/sessions/import" + ("?replace=true" if replace else "")
         out = _imported.decode(
             await self.http.post(path, data, retry=ONCE, content_type="application/x-ndjson")
         )
