@@ -67,9 +67,7 @@ from bench_server import (
 
 from eventlog.backends.postgres import listing
 from eventlog.backends.postgres.backend import PostgresBackend
-from eventlog.backends.postgres.importer import _SESSION_COLUMNS as SESSION_COLUMNS
-from eventlog.backends.postgres.importer import _session_row as session_row
-from eventlog.backends.postgres.importer import doc_rows
+from eventlog.backends.postgres.importer import SESSION_COLUMNS, doc_rows, session_row
 from eventlog.backends.postgres.schema import migrate
 from eventlog.events import (
     Event,
@@ -440,7 +438,7 @@ class Generator:
     """Sessions as the backend would have written them: the started event, 2-4 messages
     of Zipf-distributed words (``RARE`` in ~1 message in 3,000), for some a
     session.updated (tags, pinned, archived); list rows and search docs come from the
-    importer's own functions (``_session_row``, ``doc_rows``)."""
+    importer's own functions (``session_row``, ``doc_rows``)."""
 
     def __init__(self, seed: int = 1) -> None:
         self.rng = random.Random(seed)
@@ -544,7 +542,7 @@ async def load(c: asyncpg.Connection, n: int, chunk: int = 50_000) -> Generator:
     written, and rewritten by each append, in time order), which the "this week" counts
     and recent pages depend on. Indexes and keys are dropped for the load and rebuilt
     from their own definitions after it (checked identical), as any bulk load does.
-    Rows are the importer's (``importer._session_row``, ``doc_rows``); search docs go
+    Rows are the importer's (``importer.session_row``, ``doc_rows``); search docs go
     through a staging table into the same expression as ``importer.DOCS_SQL``; counters
     as deltas, rolled up."""
     gen = Generator()

@@ -25,7 +25,8 @@ def doc_rows(sid: str, events: list[Event]) -> list[tuple[str, str, str, str, in
     return [(sid, d.doc_id, d.text, d.weight, d.position) for d in docs_of(state, events)]
 
 
-def _session_row(s: Session) -> tuple[Any, ...]:
+def session_row(s: Session) -> tuple[Any, ...]:
+    """The ``sessions`` row of a folded session, in ``SESSION_COLUMNS`` order."""
     r = summarize(s)
     return (
         s.session_id,
@@ -41,7 +42,7 @@ def _session_row(s: Session) -> tuple[Any, ...]:
     )
 
 
-_SESSION_COLUMNS = [
+SESSION_COLUMNS = [
     "session_id",
     "head",
     "started_at",
@@ -53,6 +54,18 @@ _SESSION_COLUMNS = [
     "messages",
     "summary",
 ]
+
+# one session counted once in the list's totals: (session_id, archived, type, messages)
+COUNT_SQL = (
+    "INSERT INTO counter_deltas (session_id, archived, type, n, messages) "
+    "VALUES ($1, $2, $3, 1, $4)"
+)
+
+
+def count_row(s: Session) -> tuple[str, bool, str, int]:
+    """A ``COUNT_SQL`` row for a session now in the list."""
+    r = summarize(s)
+    return s.session_id, r.archived, r.type, r.message_count
 
 
 async def insert(c: Any, sessions: dict[str, list[Event]]) -> dict[str, Session]:
@@ -68,7 +81,7 @@ async def insert(c: Any, sessions: dict[str, list[Event]]) -> dict[str, Session]
         "INSERT INTO used_ids VALUES ($1) ON CONFLICT DO NOTHING", [(sid,) for sid in sessions]
     )
     await c.copy_records_to_table(
-        "sessions", columns=_SESSION_COLUMNS, records=[_session_row(s) for s in folded.values()]
+        "sessions", columns=SESSION_COLUMNS, records=[session_row(s) for s in folded.values()]
     )
     await c.copy_records_to_table(
         "events",
@@ -88,13 +101,5 @@ async def insert(c: Any, sessions: dict[str, list[Event]]) -> dict[str, Session]
     await c.executemany(
         DOCS_SQL, [row for sid, evs in sessions.items() for row in doc_rows(sid, evs)]
     )
-    await c.executemany(
-        "INSERT INTO counter_deltas (session_id, archived, type, n, messages) "
-        "VALUES ($1, $2, $3, 1, $4)",
-        [
-            (sid, r.archived, r.type, r.message_count)
-            for sid, s in folded.items()
-            for r in [summarize(s)]
-        ],
-    )
+    await c.executemany(COUNT_SQL, [count_row(s) for s in folded.values()])
     return folded

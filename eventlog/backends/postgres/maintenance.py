@@ -8,13 +8,21 @@ from typing import Any
 
 import msgspec
 
-from ...events import Event, SessionStarted, decoder, encoder
+from ...events import Event, SessionStarted, decoder
 from ...fold import fold
-from ...model import Session, summarize
+from ...model import Session
 from .backend import PostgresBackend
-from .importer import DOCS_SQL, doc_rows
+from .importer import COUNT_SQL, DOCS_SQL, SESSION_COLUMNS, count_row, doc_rows, session_row
 
 _session = msgspec.json.Decoder(Session)
+
+
+# the whole list row from the importer's own row builder (session_id is $1)
+_UPDATE_ROW = (
+    "UPDATE sessions SET "
+    + ", ".join(f"{col} = ${i}" for i, col in enumerate(SESSION_COLUMNS, 1) if i > 1)
+    + " WHERE session_id = $1"
+)
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -90,33 +98,12 @@ async def reindex(b: PostgresBackend, progress: Callable[[int], None]) -> int:
         await c.execute("DELETE FROM totals")
     async for sid, _head, rows in _sessions(b):
         events = [decoder.decode(r[3]) for r in rows]
-        row = summarize(fold(sid, events))
+        session = fold(sid, events)
         async with b.db.conn("reindexing a session") as c, c.transaction():
-            await c.execute(
-                "UPDATE sessions SET head = $2, last_updated = $3, type = $4, tags = $5, "
-                "pinned = $6, archived = $7, messages = $8, summary = $9, started_at = $10 "
-                "WHERE session_id = $1",
-                sid,
-                row.seq,
-                row.last_updated,
-                row.type,
-                [t.casefold() for t in row.tags],
-                row.pinned,
-                row.archived,
-                row.message_count,
-                encoder.encode(row).decode(),
-                row.started_at,
-            )
+            await c.execute(_UPDATE_ROW, *session_row(session))
             await c.execute("DELETE FROM docs WHERE session_id = $1", sid)
             await c.executemany(DOCS_SQL, doc_rows(sid, events))
-            await c.execute(
-                "INSERT INTO counter_deltas (session_id, archived, type, n, messages) "
-                "VALUES ($1, $2, $3, 1, $4)",
-                sid,
-                row.archived,
-                row.type,
-                row.message_count,
-            )
+            await c.execute(COUNT_SQL, *count_row(session))
         n += 1
         progress(n)
     async with b.db.conn("rolling up totals") as c:
