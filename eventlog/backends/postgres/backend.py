@@ -204,26 +204,13 @@ class PostgresBackend(RequestWrites):
 
     async def events(self, session_id: str, after_seq: int) -> builtins.list[Event]:
         await self._ready()
-
-        async def read(c: Any) -> list[Any]:
-            return await c.fetch(  # type: ignore[no-any-return]
-                "SELECT body FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq ",
-                session_id,
-                after_seq,
-            )
-
-        rows = await self.db.read("reading events", read)
-        if not rows and not await self._exists(session_id):
+        events = await self.db.events_after("reading events", session_id, after_seq)
+        if not events and not await self._exists(session_id):
             raise SessionNotFound(session_id)
-        return [decoder.decode(r[0]) for r in rows]
+        return events
 
     async def _exists(self, session_id: str) -> bool:
-        return bool(
-            await self.db.read(
-                "checking a session",
-                lambda c: c.fetchval("SELECT true FROM sessions WHERE session_id = $1", session_id),
-            )
-        )
+        return await self.db.head("checking a session", session_id) is not None
 
     async def watch(self, session_id: str) -> int:
         await self._ready()

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from ...errors import EventLogError, StorageError, Unavailable
+from ...events import Event, decoder
 
 T = TypeVar("T")
 
@@ -140,6 +141,26 @@ class Database:
                 if attempt == 2 or not connection_lost(e):
                     raise
         raise AssertionError("unreachable")
+
+    async def head(self, doing: str, session_id: str) -> int | None:
+        """A session's last seq, or None if there is no such session."""
+        head = await self.read(
+            doing,
+            lambda c: c.fetchval("SELECT head FROM sessions WHERE session_id = $1", session_id),
+        )
+        return None if head is None else int(head)
+
+    async def events_after(self, doing: str, session_id: str, after: int) -> list[Event]:
+        """A session's events with ``seq > after``, in order (the table is the truth)."""
+        rows = await self.read(
+            doing,
+            lambda c: c.fetch(
+                "SELECT body FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq",
+                session_id,
+                after,
+            ),
+        )
+        return [decoder.decode(r[0]) for r in rows]
 
     async def close(self) -> None:
         if self.pool is not None:

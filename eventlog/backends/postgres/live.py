@@ -21,9 +21,10 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from ...errors import SessionNotFound
-from ...events import Event, MessageDelta, decoder
+from ...events import Event, MessageDelta
 from ...model import Summary
 from ...notify import Hub, Lifecycle, Published
 from .db import _GONE, Database, redact
@@ -33,7 +34,7 @@ from .writes import Committed
 LISTENER = "sessionlog-listen"  # application_name of the LISTEN connection
 
 log = logging.getLogger("sessionlog.postgres")
-_summary = __import__("msgspec").json.Decoder(Summary)
+_summary = msgspec.json.Decoder(Summary)
 
 
 class _Watch:
@@ -244,22 +245,13 @@ class Live:
         try:
             while True:
                 w.again = False
-                after = w.published
-
-                async def read(c: Any, after: int = after) -> list[Any]:
-                    return await c.fetch(  # type: ignore[no-any-return]
-                        "SELECT body FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq",
-                        sid,
-                        after,
-                    )
-
                 try:
-                    rows = await self._db.read("reading new events", read)
+                    events = await self._db.events_after("reading new events", sid, w.published)
                 except Exception as e:
                     log.warning("catching up %s failed (retried on the next hint/poll): %s", sid, e)
                     return
-                if rows and self._watched.get(sid) is w:
-                    self._deliver(sid, [decoder.decode(r[0]) for r in rows])
+                if events and self._watched.get(sid) is w:
+                    self._deliver(sid, events)
                 if not w.again:
                     return
         finally:
@@ -274,10 +266,7 @@ class Live:
             w = self._watched[sid] = _Watch()
         w.count += 1
         try:
-            head = await self._db.read(
-                "reading a session's head",
-                lambda c: c.fetchval("SELECT head FROM sessions WHERE session_id = $1", sid),
-            )
+            head = await self._db.head("reading a session's head", sid)
         except BaseException:
             self._unwatch(sid)
             raise
@@ -286,10 +275,10 @@ class Live:
             raise SessionNotFound(sid)
         if not w.known:
             w.known = True
-            w.published = max(w.published, int(head))
+            w.published = max(w.published, head)
         elif head > w.published:
             self._pump(sid)
-        return int(head)
+        return head
 
     def _unwatch(self, sid: str) -> None:
         w = self._watched.get(sid)

@@ -32,7 +32,6 @@ from ...events import (
     MessageEdited,
     SessionStarted,
     SessionUpdated,
-    decoder,
     encoder,
 )
 from ...model import Summary, summarize
@@ -158,38 +157,19 @@ class Writes:
             self._cache.move_to_end(session_id)
             if session_id in self._behind:
                 self._behind.discard(session_id)
-                after = state.last_seq
-                rows = await self._db.read(
-                    "catching up a session",
-                    lambda c: c.fetch(
-                        "SELECT body FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq",
-                        session_id,
-                        after,
-                    ),
+                state.apply_state(
+                    await self._db.events_after("catching up a session", session_id, state.last_seq)
                 )
-                state.apply_state(decoder.decode(r[0]) for r in rows)
             return state
         state = SessionState(session_id)
-        rows = await self._db.read(
-            "reading a session to write to it",
-            lambda c: c.fetch(
-                "SELECT body FROM events WHERE session_id = $1 ORDER BY seq", session_id
-            ),
-        )
-        if not rows:
+        events = await self._db.events_after("reading a session to write to it", session_id, 0)
+        if not events:
             raise SessionNotFound(session_id)
-        state.apply_state(decoder.decode(r[0]) for r in rows)
+        state.apply_state(events)
         self._cache[session_id] = state
         while len(self._cache) > self._cache_max:
             self._cache.popitem(last=False)
         return state
-
-    async def _head(self, session_id: str) -> int | None:
-        head = await self._db.read(
-            "reading a session's head",
-            lambda c: c.fetchval("SELECT head FROM sessions WHERE session_id = $1", session_id),
-        )
-        return None if head is None else int(head)
 
     async def _commit(self, session_id: str, reqs: list[WriteRequest]) -> list[Any]:
         lost = 0
@@ -216,7 +196,7 @@ class Writes:
                     for o in outcomes
                 )
                 if refused:
-                    head = await self._head(session_id)
+                    head = await self._db.head("reading a session's head", session_id)
                     if head is None:
                         self.forget(session_id)
                         raise SessionNotFound(session_id)
