@@ -126,9 +126,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from eventlog.backend import Backend
-    from eventlog.backends.file.backend import FileBackend
-    from eventlog.backends.postgres.backend import PostgresBackend
+    from eventlog import connect
     from eventlog.imports import import_files, summary
 
     with contextlib.ExitStack() as stack:
@@ -147,9 +145,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         bars = Phases()
 
         async def run() -> object:
-            backend: Backend = (
-                PostgresBackend(args.database) if args.database else FileBackend(args.data)
-            )
+            backend = connect(args.database or args.data)
             try:
                 return await import_files(backend, files, replace=args.replace, progress=bars)
             finally:
