@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from eventlog.errors import EventLogError
 
-from . import cli_db
+from .config import DATABASE_ENV
 from .demo import add_demo_arguments
 from .progress import Phases, counter, progress
 from .tail import cmd_tail
@@ -34,16 +34,20 @@ def _count_journals(data: str) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     if not args.database:
         print(
-            f"sessionlog migrate: give --database URL (or ${cli_db.DATABASE_ENV}); "
+            f"sessionlog migrate: give --database URL (or ${DATABASE_ENV}); "
             "a data directory needs no migration",
             file=sys.stderr,
         )
         return 2
+    from . import cli_db  # asyncpg only when a database is used
+
     return cli_db.migrate(args)
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
     if args.database:
+        from . import cli_db  # asyncpg only when a database is used
+
         return cli_db.compact(args)
     from eventlog.backends.file.store import Store
 
@@ -61,6 +65,8 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     if args.database:
+        from . import cli_db  # asyncpg only when a database is used
+
         return cli_db.verify(args)
     from eventlog.backends.file.maintenance import verify
 
@@ -79,6 +85,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     from eventlog.backends.file.store import Store
 
     if args.database:
+        from . import cli_db  # asyncpg only when a database is used
+
         return cli_db.reindex(args)
     t = time.monotonic()
     total = _count_journals(args.data)
@@ -111,6 +119,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         to_file = args.output not in (None, "-")
         out = stack.enter_context(open(args.output, "wb")) if to_file else sys.stdout.buffer
         if args.database:
+            from . import cli_db  # asyncpg only when a database is used
+
             return cli_db.export(args, req, out)
         store = stack.enter_context(Store(args.data, background=False, reconcile=False))
         bar = stack.enter_context(progress("exporting", total))
@@ -180,10 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     def database_arg(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
             "--database",
-            default=os.environ.get(cli_db.DATABASE_ENV) or None,
+            default=os.environ.get(DATABASE_ENV) or None,
             metavar="URL",
             help="a PostgreSQL database (postgresql://…) instead of --data "
-            f"(default: ${cli_db.DATABASE_ENV})",
+            f"(default: ${DATABASE_ENV})",
         )
 
     from .serve import add_serve_arguments, serve_command

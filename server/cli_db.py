@@ -16,8 +16,6 @@ from eventlog.events import Event
 
 from .progress import counter, progress
 
-DATABASE_ENV = "SESSIONLOG_DATABASE_URL"
-
 
 def _run(
     args: argparse.Namespace, body: Callable[[PostgresBackend], Coroutine[Any, Any, int]]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 MiB = 1024 * 1024
+DATABASE_ENV = "SESSIONLOG_DATABASE_URL"  # --database when not given
 
 
 @dataclass(frozen=True)

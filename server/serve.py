@@ -15,7 +15,7 @@ from aiohttp import web
 from eventlog.errors import EventLogError
 
 from .app import make_app
-from .config import Config
+from .config import DATABASE_ENV, Config
 
 log = logging.getLogger("sessionlog.server")
 
@@ -32,10 +32,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--database",
-        default=os.environ.get("SESSIONLOG_DATABASE_URL") or None,
+        default=os.environ.get(DATABASE_ENV) or None,
         metavar="URL",
         help="serve a PostgreSQL database (postgresql://…) shared with other instances, "
-        "instead of --data (default: $SESSIONLOG_DATABASE_URL)",
+        f"instead of --data (default: ${DATABASE_ENV})",
     )
     parser.add_argument(
         "--read-database",
