@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from watchfiles import Change, awatch
 
+from eventlog.backends.file.priority import demote_threads_named
 from eventlog.requests import SESSION_ID_PATTERN
 
 from .state import BACKEND, CONFIG
@@ -99,9 +100,19 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.wait_for(task, 2)
 
 
+def _demote_watcher_thread(loop: asyncio.AbstractEventLoop, tries: int = 20) -> None:
+    """The watcher's own thread (watchfiles' notify-rs) wakes on every journal write,
+    ours included; it must not preempt the loop for that, since its news can wait a
+    moment. It exists once the watcher has started: look for it every half second."""
+    if demote_threads_named("notify-rs") == 0 and tries > 1:
+        loop.call_later(0.5, _demote_watcher_thread, loop, tries - 1)
+
+
 async def _supervise(app: web.Application, folder: str, stop: asyncio.Event) -> None:
     """Keep watching even if the watcher fails (e.g. the folder was briefly unavailable)."""
+    loop = asyncio.get_running_loop()
     while not stop.is_set():
+        loop.call_soon(_demote_watcher_thread, loop)
         try:
             await watch_journals(app, folder, stop)
             return

@@ -33,6 +33,7 @@ from ...requests import (
 from ...results import ImportOutcome, ListResult, LoadResult
 from .durability import FsyncPolicy
 from .journal import Call, Journal
+from .priority import demote_this_thread
 from .store import Store
 from .syncer import LoopSyncer
 
@@ -55,6 +56,10 @@ class FileBackend(RequestWrites):
             root, fsync=fsync, reconcile="background", cache_bytes=cache_bytes
         )
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="eventlog")
+        # compaction rewrites snapshots: seconds of work that must not preempt requests
+        self._compactor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="eventlog-compact", initializer=demote_this_thread
+        )
         self._syncer = LoopSyncer()
         self._batches: dict[str, builtins.list[tuple[Build, asyncio.Future[Any]]]] = {}
 
@@ -155,7 +160,8 @@ class FileBackend(RequestWrites):
         return await self._run(self.store.import_sessions, sessions, replace)
 
     async def compact(self) -> int:
-        return await self._run(self.store.compact)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._compactor, self.store.compact)
 
     async def health(self) -> dict[str, Any]:
         return await self._run(self.store.health)
@@ -199,3 +205,4 @@ class FileBackend(RequestWrites):
         await self._run(self._syncer.close)
         await self._run(self.store.close)
         self._pool.shutdown(wait=True)
+        self._compactor.shutdown(wait=True)

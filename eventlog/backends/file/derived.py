@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import EventLogError, StorageError
 from . import coldstart, compactor
+from .priority import demote_this_thread
 
 if TYPE_CHECKING:
     from .durability import FsyncPolicy
@@ -159,6 +160,7 @@ class DerivedData:
                 self.release(j)
 
     def _background(self) -> None:
+        demote_this_thread()  # index flushes can wait; a request being answered cannot
         self.docs_pending.set()  # until _fill_docs has looked (health says "indexing")
         if self._reconcile_later:
             try:
@@ -177,6 +179,7 @@ class DerivedData:
             docs.join()
 
     def _fill_docs(self) -> None:
+        demote_this_thread()
         try:
             coldstart.fill_docs(self.index, self.layout, self._closed)
         except Exception:
