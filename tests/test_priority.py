@@ -5,6 +5,7 @@ switch per append: about a quarter of the WebSocket append rate on one core)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -76,6 +77,18 @@ def test_the_store_background_thread_is_batch(tmp_path: Path) -> None:
         assert wait_for(lambda: policy(tid) == os.SCHED_BATCH)
     finally:
         store.close()
+
+
+async def test_the_fsync_threads_are_batch(tmp_path: Path) -> None:
+    from eventlog.backends.file.syncer import LoopSyncer
+
+    syncer = LoopSyncer(threads=2)
+    try:
+        tids = [t.native_id for t in threading.enumerate() if t.name.startswith("eventlog-fsync")]
+        assert tids
+        assert wait_for(lambda: all(policy(t) == os.SCHED_BATCH for t in tids if t))
+    finally:
+        await asyncio.to_thread(syncer.close)
 
 
 def test_the_servers_file_watcher_thread_is_batch(tmp_path: Path) -> None:

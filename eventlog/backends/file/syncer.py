@@ -17,6 +17,7 @@ import queue
 import threading
 
 from .journal import Journal
+from .priority import demote_this_thread
 
 
 class _Waiting:
@@ -66,6 +67,7 @@ class LoopSyncer:
         self._todo.put(journal)
 
     def _work(self) -> None:
+        demote_this_thread()
         while True:
             first = self._todo.get()
             if first is None:
