@@ -136,19 +136,22 @@ async def read_body(request: web.Request, limit: int, types: frozenset[str] = JS
             "unsupported_media_type",
             f"send the body as {' or '.join(sorted(types))} (got {got})",
         )
-    too_large = ApiError(
-        "payload_too_large", f"the request body is larger than the limit of {limit} bytes"
-    )
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.readany():
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise _too_large(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        "payload_too_large", f"the request body is larger than the limit of {limit} bytes"
+    )
 
 
 def decode(kind: type[R], body: bytes) -> R:

@@ -80,18 +80,24 @@ class Guard:
         self.origins = frozenset(o.strip().rstrip("/").lower() for o in config.allow_origins)
         self.token = config.token.encode() if config.token else None
         self.default_port = config.port
+        # Host header -> (ours?, port): every request sends one of a handful of values
+        self._hosts: dict[str, tuple[bool, int | None]] = {}
 
     def host_ok(self, request: web.Request) -> bool:
         value = request.headers.get("Host")
         if value is None:
             return True  # HTTP/1.0 without Host: no browser sends that
-        try:
-            name, port = split_host(value)
-        except ValueError:
-            return False
-        return name in self.names and (
-            port is None or port == local_port(request, self.default_port)
-        )
+        known = self._hosts.get(value)
+        if known is None:
+            try:
+                name, port = split_host(value)
+                known = (name in self.names, port)
+            except ValueError:
+                known = (False, None)
+            if len(self._hosts) < 64:  # foreign values are not worth keeping
+                self._hosts[value] = known
+        ours, port = known
+        return ours and (port is None or port == local_port(request, self.default_port))
 
     def cors_origin(self, request: web.Request) -> str | None:
         """The request's Origin as sent, if it is one configured with --allow-origin;
@@ -222,7 +228,9 @@ def make_header_hook(
         h.setdefault("Referrer-Policy", "no-referrer")
         # Answers differ by Origin: a cache must not hand one origin's to another.
         h.add("Vary", "Origin")
-        cors = guard.cors_origin(request) if guard.host_ok(request) else None
+        cors = guard.cors_origin(request)  # None without an Origin header: the usual case
+        if cors is not None and not guard.host_ok(request):
+            cors = None
         if cors is not None:
             h["Access-Control-Allow-Origin"] = cors
             h["Access-Control-Expose-Headers"] = CORS_EXPOSE
