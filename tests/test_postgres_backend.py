@@ -307,3 +307,47 @@ async def test_writes_to_many_sessions_that_arrive_together_share_one_commit(
             assert [e.seq for e in await b.events(sid, 0)] == [1, 2, 3]
     finally:
         await b.close()
+
+
+async def test_reindex_while_another_instance_writes_keeps_rows_and_totals_right(
+    two: tuple[PostgresBackend, PostgresBackend],
+) -> None:
+    """Regression: reindex used to reset the totals first and then add each session's
+    count, so an append that landed between the two was counted twice (and a row could
+    be rebuilt from events read before an append, hiding it until the next one)."""
+    from eventlog.backends.postgres.maintenance import reindex
+
+    a, b = two
+    sids = [(await a.start(StartRequest())).session_id for _ in range(12)]
+    for sid in sids:
+        await a.append(AppendRequest(session_id=sid, role="user", content="before"))
+    stop = asyncio.Event()
+
+    async def write() -> int:
+        k = 0
+        while not stop.is_set():
+            sid = sids[k % len(sids)]
+            await a.append(AppendRequest(session_id=sid, role="assistant", content=f"w {k}"))
+            k += 1
+            if k % 7 == 0:  # sessions come and go meanwhile too
+                gone = (await a.start(StartRequest())).session_id
+                await a.append(AppendRequest(session_id=gone, role="user", content="x"))
+                await a.delete(gone)
+        return k
+
+    writer = asyncio.create_task(write())
+    try:
+        for _ in range(3):
+            await reindex(b, lambda n: None)
+    finally:
+        stop.set()
+        writes = await writer
+    assert writes > 0
+    await a.compact()  # folds the counter deltas into the totals
+    listed = await b.list(ListRequest(limit=100))
+    loaded = {s: (await b.load(LoadRequest(session_id=s))).session for s in sids}
+    assert listed.total_sessions == len(sids)
+    assert listed.total_messages == sum(len(s.messages) for s in loaded.values())
+    assert {r.session_id: r.message_count for r in listed.sessions} == {
+        s: len(loaded[s].messages) for s in sids
+    }

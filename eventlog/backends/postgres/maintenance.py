@@ -12,7 +12,7 @@ from ...events import Event, SessionStarted, decoder
 from ...fold import fold
 from ...model import Session
 from .backend import PostgresBackend
-from .importer import COUNT_SQL, DOCS_SQL, SESSION_COLUMNS, count_row, doc_rows, session_row
+from .importer import DOCS_SQL, SESSION_COLUMNS, doc_rows, session_row
 
 _session = msgspec.json.Decoder(Session)
 
@@ -23,6 +23,10 @@ _UPDATE_ROW = (
     + ", ".join(f"{col} = ${i}" for i, col in enumerate(SESSION_COLUMNS, 1) if i > 1)
     + " WHERE session_id = $1"
 )
+
+
+_LOCK_HEAD = "SELECT head FROM sessions WHERE session_id = $1 FOR UPDATE"
+_EVENTS = "SELECT seq, event_id, message_id, body FROM events WHERE session_id = $1 ORDER BY seq"
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -36,11 +40,7 @@ async def _sessions(b: PostgresBackend) -> AsyncIterator[tuple[str, int, list[An
         heads = await c.fetch("SELECT session_id, head FROM sessions ORDER BY session_id")
     for sid, head in heads:
         async with b.db.conn("reading events") as c:
-            rows = await c.fetch(
-                "SELECT seq, event_id, message_id, body FROM events WHERE session_id = $1 "
-                "ORDER BY seq",
-                sid,
-            )
+            rows = await c.fetch(_EVENTS, sid)
         yield sid, head, rows
 
 
@@ -89,23 +89,39 @@ async def verify(b: PostgresBackend, progress: Callable[[int], None]) -> tuple[i
 
 
 async def reindex(b: PostgresBackend, progress: Callable[[int], None]) -> int:
-    """Rebuild every list row, search doc and the totals from the events."""
+    """Rebuild every list row and search doc from the events, then the totals from the
+    rows. Safe while other instances write: each session is rebuilt under its head's
+    row lock (the lock writers take), so no append lands between reading its events and
+    writing its row; the totals are recounted in one transaction that holds writers off
+    for its length (a count over ``sessions``), so no counter delta is lost or counted
+    twice."""
     await b.open()
     n = 0
-    async with b.db.conn("resetting totals") as c, c.transaction():
-        await c.execute("LOCK TABLE totals")
-        await c.execute("DELETE FROM counter_deltas")
-        await c.execute("DELETE FROM totals")
-    async for sid, _head, rows in _sessions(b):
-        events = [decoder.decode(r[3]) for r in rows]
-        session = fold(sid, events)
+    async with b.db.conn("listing sessions") as c:
+        sids = [r[0] for r in await c.fetch("SELECT session_id FROM sessions ORDER BY 1")]
+    for sid in sids:
         async with b.db.conn("reindexing a session") as c, c.transaction():
+            if await c.fetchval(_LOCK_HEAD, sid) is None:
+                continue  # deleted meanwhile
+            rows = await c.fetch(_EVENTS, sid)
+            events = [decoder.decode(r[3]) for r in rows]
+            session = fold(sid, events)
             await c.execute(_UPDATE_ROW, *session_row(session))
             await c.execute("DELETE FROM docs WHERE session_id = $1", sid)
             await c.executemany(DOCS_SQL, doc_rows(sid, events))
-            await c.execute(COUNT_SQL, *count_row(session))
         n += 1
         progress(n)
-    async with b.db.conn("rolling up totals") as c:
-        await c.execute("SELECT sessionlog_rollup()")
+    async with b.db.conn("recounting totals") as c, c.transaction():
+        # no rollup meanwhile (it only ever tries this lock, so taking it first cannot
+        # deadlock); SHARE: writers, who update a row and add its delta in one
+        # transaction, wait, and every delta committed before is in the rows counted
+        await c.execute("SELECT pg_advisory_xact_lock(hashtext('sessionlog_rollup'))")
+        await c.execute("LOCK TABLE sessions IN SHARE MODE")
+        await c.execute("DELETE FROM counter_deltas")
+        await c.execute("DELETE FROM totals")
+        await c.execute(
+            "INSERT INTO totals (archived, type, n, messages) "
+            "SELECT archived, type, count(*), coalesce(sum(messages), 0) FROM sessions "
+            "GROUP BY 1, 2"
+        )
     return n
