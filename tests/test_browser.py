@@ -772,6 +772,27 @@ def test_list_totals_follow_live_changes(server: Server, pages: Pages) -> None:
 # -- managing a session from the list, and exports ------------------------------------------
 
 
+def test_a_live_update_of_a_row_keeps_its_open_menu_open(server: Server, pages: Pages) -> None:
+    """Regression: a row re-rendered by a live update (another window's append) closed
+    the menu just opened on it, so the next click missed (the page test that pins
+    right after tagging failed that way on a busy machine)."""
+    sid = server.start_session()
+    server.append(sid, "user", "first")
+    page = pages.open(server, session=sid)
+    page.get_by_test_id("open-sessions").click()
+    item = session_item(page, sid)
+    item.get_by_test_id("session-menu").click()
+    expect(item.get_by_test_id("pin")).to_be_visible()
+    server.append(sid, "user", "second, from elsewhere")
+    expect(item).to_contain_text("2 msgs")
+    expect(item.get_by_test_id("pin")).to_be_visible()
+    item.get_by_test_id("pin").click()
+    wait_until(
+        lambda: server.call("load", session_id=sid)["session"]["pinned"] is True,
+        what="the pin stored",
+    )
+
+
 def test_rename_tags_pin_archive_and_export_from_the_page(server: Server, pages: Pages) -> None:
     """The seed's roadmap items a person uses from the session browser: each control
     changes the stored session (checked over HTTP), and an export downloads the file."""

@@ -259,6 +259,10 @@ export class SessionBrowser {
           const typed = node.li.querySelector('.edit-input');
           const input = li.querySelector('.edit-input');
           if (typed && input) input.value = typed.value;
+          // nor close the row's menu that someone has just opened
+          if (node.li.querySelector('details.row-menu')?.open) {
+            li.querySelector('details.row-menu').open = true;
+          }
           if (cursor === node.li) cursor = li;
           node.li.replaceWith(li);
         }
