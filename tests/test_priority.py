@@ -79,14 +79,16 @@ def test_the_store_background_thread_is_batch(tmp_path: Path) -> None:
         store.close()
 
 
-async def test_the_fsync_threads_are_batch(tmp_path: Path) -> None:
+async def test_the_fsync_threads_are_not_demoted() -> None:
+    """They are on every acknowledgement's path: as batch threads they waited behind any
+    other busy process on the machine (one client's append p50 1.7 -> 8-11 ms)."""
     from eventlog.backends.file.syncer import LoopSyncer
 
     syncer = LoopSyncer(threads=2)
     try:
         tids = [t.native_id for t in threading.enumerate() if t.name.startswith("eventlog-fsync")]
         assert tids
-        assert wait_for(lambda: all(policy(t) == os.SCHED_BATCH for t in tids if t))
+        assert all(policy(t) == os.SCHED_OTHER for t in tids if t)
     finally:
         await asyncio.to_thread(syncer.close)
 

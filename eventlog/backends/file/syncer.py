@@ -17,7 +17,6 @@ import queue
 import threading
 
 from .journal import Journal
-from .priority import demote_this_thread
 
 
 class _Waiting:
@@ -67,7 +66,6 @@ class LoopSyncer:
         self._todo.put(journal)
 
     def _work(self) -> None:
-        demote_this_thread()
         while True:
             first = self._todo.get()
             if first is None:
