@@ -351,3 +351,38 @@ async def test_reindex_while_another_instance_writes_keeps_rows_and_totals_right
     assert {r.session_id: r.message_count for r in listed.sessions} == {
         s: len(loaded[s].messages) for s in sids
     }
+
+
+async def test_appends_go_on_when_the_write_connections_are_killed(pg_url: str) -> None:
+    """The group commit keeps its own connections between calls: when the database ends
+    them (a restart, a failover, an admin), the next append opens new ones, and each
+    append is written exactly once."""
+    b = PostgresBackend(pg_url, pool_size=4)
+    killer = await asyncpg.connect(pg_url)
+    try:
+        sid = (await b.start(StartRequest())).session_id
+        for round_ in range(3):
+            # several writes at once, so that several connections are kept
+            await asyncio.gather(
+                *(
+                    b.append(AppendRequest(session_id=s, role="user", content="warm"))
+                    for s in [sid] + [(await b.start(StartRequest())).session_id for _ in range(3)]
+                )
+            )
+            killed = await killer.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND application_name = 'sessionlog'"
+            )
+            assert killed >= 1
+            r = await b.append(
+                AppendRequest(session_id=sid, role="user", content=f"after {round_}")
+            )
+            assert not r.duplicate
+        rows = await killer.fetch("SELECT seq FROM events WHERE session_id = $1 ORDER BY seq", sid)
+        assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
+        contents = [m.content for m in (await b.load(LoadRequest(session_id=sid))).session.messages]
+        assert contents == ["warm", "after 0", "warm", "after 1", "warm", "after 2"]
+    finally:
+        await killer.close()
+        await b.close()

@@ -115,6 +115,7 @@ class PostgresBackend(RequestWrites):
     async def close(self) -> None:
         await self.hints.flush()
         await self.live.close()
+        await self.writes.group.close()
         await self.db.close()
         if self.reads is not self.db:
             await self.reads.close()

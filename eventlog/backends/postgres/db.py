@@ -91,6 +91,17 @@ class Database:
         self._min, self._max = min_size, max_size
         self.pool: asyncpg.Pool | None = None
 
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "command_timeout": 60,
+            "server_settings": {
+                "application_name": "sessionlog",
+                # JIT compiles a search's plan for 30-50 ms when the planner expects
+                # many rows (bench_postgres.py): never worth it here
+                "jit": "off",
+            },
+        }
+
     async def open(self) -> asyncpg.Pool:
         if self.pool is None:
             try:
@@ -98,37 +109,75 @@ class Database:
                     self.url,
                     min_size=self._min,
                     max_size=self._max,
-                    command_timeout=60,
                     max_inactive_connection_lifetime=60,
                     reset=_keep_session,
-                    server_settings={
-                        "application_name": "sessionlog",
-                        # JIT compiles a search's plan for 30-50 ms when the planner
-                        # expects many rows (bench_postgres.py): never worth it here
-                        "jit": "off",
-                    },
+                    **self._settings(),
                 )
             except (*_GONE, asyncpg.PostgresError) as e:
                 raise unavailable(e, f"connecting to {redact(self.url)}") from e
         return self.pool
 
-    @contextlib.asynccontextmanager
-    async def conn(self, doing: str) -> AsyncIterator[asyncpg.Connection]:
+    async def _acquire(self, doing: str) -> asyncpg.Connection:
         pool = self.pool or await self.open()
         try:
             # any failure to get a connection (refused, "does not allow connections",
             # too many clients, auth going away mid-failover) means: not available now
-            c = await pool.acquire(timeout=30)
+            return await pool.acquire(timeout=30)
         except EventLogError:
             raise
         except (*_GONE, asyncpg.PostgresError) as e:
             raise unavailable(e, doing) from e
+
+    async def _release(self, c: asyncpg.Connection) -> None:
+        if self.pool is not None:
+            with contextlib.suppress(*_GONE, asyncpg.PostgresError):
+                await self.pool.release(c)
+
+    @contextlib.asynccontextmanager
+    async def conn(self, doing: str) -> AsyncIterator[asyncpg.Connection]:
+        c = await self._acquire(doing)
         try:
             with translated(doing):
                 yield c
         finally:
+            await self._release(c)
+
+    @contextlib.asynccontextmanager
+    async def kept(
+        self, idle: list[asyncpg.Connection], doing: str
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A connection that a hot path keeps between uses, of its own, outside the pool
+        (a pooled connection's acquire, release and proxy cost more CPU than the
+        statement): one of ``idle``, or a new one. After a clean use it goes back to
+        ``idle``; after a failure it is closed (it may be dead, or mid-transaction)."""
+        c = idle.pop() if idle else None
+        if c is None or c.is_closed():
+            try:
+                c = await asyncpg.connect(self.url, timeout=30, **self._settings())
+            except (*_GONE, asyncpg.PostgresError) as e:
+                raise unavailable(e, doing) from e
+        clean = False
+        try:
+            with translated(doing):
+                yield c
+            clean = True
+        except Unavailable as e:
+            if connection_lost(e):  # a restart or failover: the idle ones are gone too
+                while idle:
+                    idle.pop().terminate()
+            raise
+        finally:
+            if clean and not c.is_closed() and not c.is_in_transaction():
+                idle.append(c)
+            else:
+                c.terminate()
+
+    async def give_back(self, idle: list[asyncpg.Connection]) -> None:
+        """Close kept connections."""
+        while idle:
+            c = idle.pop()
             with contextlib.suppress(*_GONE, asyncpg.PostgresError):
-                await pool.release(c)
+                await c.close(timeout=5)
 
     async def read(self, doing: str, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Run an idempotent read; once more on a fresh connection if the first was dead

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import msgspec
 
 from .db import Database
@@ -74,6 +75,7 @@ class GroupCommit:
         self._in_flight = 0
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._idle: list[asyncpg.Connection] = []  # kept: at most MAX_IN_FLIGHT
         self.calls = 0  # batches sent (tests check that writes share them)
 
     async def write(self, w: SessionWrite) -> int:
@@ -102,7 +104,7 @@ class GroupCommit:
     async def _send(self, batch: list[tuple[SessionWrite, asyncio.Future[int]]]) -> None:
         batch.sort(key=lambda b: b[0].sid)
         try:
-            async with self._db.conn("appending") as c:
+            async with self._db.kept(self._idle, "appending") as c:
                 found = await c.fetchval(
                     "SELECT sessionlog_write_batch($1::jsonb)",
                     _encode([w for w, _ in batch]).decode(),
@@ -121,3 +123,9 @@ class GroupCommit:
         finally:
             self._in_flight -= 1
             self._kick()
+
+    async def close(self) -> None:
+        """Wait for the calls in flight, then hand the kept connections back."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._db.give_back(self._idle)
