@@ -139,6 +139,12 @@ class Database:
         try:
             with translated(doing):
                 yield c
+        except Unavailable as e:
+            if connection_lost(e) and self.pool is not None:
+                # a restart or failover ended the idle connections too: the pool opens
+                # new ones on the next acquires instead of handing out dead ones
+                await self.pool.expire_connections()
+            raise
         finally:
             await self._release(c)
 
