@@ -75,7 +75,8 @@ class GroupCommit:
         self._in_flight = 0
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._idle: list[asyncpg.Connection] = []  # kept: at most MAX_IN_FLIGHT
+        # connections of its own, kept between calls (at most MAX_IN_FLIGHT, beside the pool)
+        self._idle: list[asyncpg.Connection] = []
         self.calls = 0  # batches sent (tests check that writes share them)
 
     async def write(self, w: SessionWrite) -> int:
@@ -125,7 +126,7 @@ class GroupCommit:
             self._kick()
 
     async def close(self) -> None:
-        """Wait for the calls in flight, then hand the kept connections back."""
+        """Wait for the calls in flight, then close the kept connections."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._db.give_back(self._idle)
