@@ -110,7 +110,8 @@ class Child:
         url = next((w for w in self.first_line.split() if w.startswith("http://")), None)
         if url is None:
             self.stop()
-            raise RuntimeError(f"server did not start: {args} said {self.first_line!r}")
+            cmd = " ".join(args)[:200]
+            raise RuntimeError(f"server did not start: {cmd} said {self.first_line!r}")
         self.url = url if url.endswith("/") else url + "/"
 
     def stop(self) -> None:
