@@ -40,6 +40,7 @@ from functools import partial
 from pathlib import Path
 
 import msgspec
+from common import median_ratio, pct
 
 import eventlog.backends.file.syscalls as syscalls
 from eventlog.backends.file.backend import FileBackend
@@ -85,23 +86,6 @@ syscalls.fdatasync = _counting_fdatasync
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def pct(sorted_ns: list[int], q: float) -> float:
-    """The q-quantile (nearest rank) of sorted nanoseconds, in microseconds."""
-    i = min(len(sorted_ns) - 1, max(0, round(q * (len(sorted_ns) - 1))))
-    return sorted_ns[i] / 1e3
-
-
-def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = now_ns()
-        fn()
-        times.append(now_ns() - t0)
-    return statistics.median(times) / 1e6
 
 
 def open_append(path: str) -> int:
@@ -306,8 +290,8 @@ def bench_latency(root: str, n: int, rounds: int, background: bool) -> None:
     ours.sort()
     in_fsync.sort()
     base.sort()
-    p50, p99 = pct(ours, 0.5), pct(ours, 0.99)
-    b50, b99 = pct(base, 0.5), pct(base, 0.99)
+    p50, p99 = pct(ours, 0.5) / 1e3, pct(ours, 0.99) / 1e3  # ns -> us
+    b50, b99 = pct(base, 0.5) / 1e3, pct(base, 0.99) / 1e3
     row(
         "1. one writer append p50 (us)",
         f"{p50:.0f}",
@@ -324,7 +308,7 @@ def bench_latency(root: str, n: int, rounds: int, background: bool) -> None:
         "<= 1.2x",
         p99 / b99 <= 1.2,
     )
-    f50 = pct(in_fsync, 0.5)
+    f50 = pct(in_fsync, 0.5) / 1e3
     row("   ... of which the store's fdatasync, p50 (us)", f"{f50:.0f}", f"{b50:.0f}")
     row(
         "   ... rest of Store.append, p50 - fdatasync p50 (us)",
@@ -387,10 +371,7 @@ def bench_concurrent(
         return sum(r.ops for r in runs[k]) / max(1, sum(r.fsyncs for r in runs[k]))
 
     def ratio_of(num: str, den: str) -> float:
-        """Median over rounds of the ratio within each round."""
-        return statistics.median(
-            n.per_s / d.per_s for n, d in zip(runs[num], runs[den], strict=True)
-        )
+        return median_ratio([r.per_s for r in runs[num]], [r.per_s for r in runs[den]])
 
     raw1, raw_n, ours1, ours_n, shared = (med(k) for k in ("raw1", "rawN", "one", "many", "shared"))
     ratio = ratio_of("many", "rawN")

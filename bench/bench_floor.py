@@ -43,12 +43,12 @@ from bench_engine import (
     machine,
     now_ns,
     open_append,
-    pct,
     print_table,
     raw_append,
     row,
     run_threads,
 )
+from common import median_ratio, pct
 
 from eventlog.backends.file.store import Store
 from eventlog.events import (
@@ -226,7 +226,7 @@ def bench_latency(root: str, n: int, rounds: int) -> None:
     ours.sort()
     base.sort()
     for name, q in (("p50", 0.5), ("p99", 0.99)):
-        a, b = pct(ours, q), pct(base, q)
+        a, b = pct(ours, q) / 1e3, pct(base, q) / 1e3  # ns -> us
         row(
             f"1f. floor, one writer {name} (us)",
             f"{a:.0f}",
@@ -270,7 +270,7 @@ def bench_concurrent(root: str, writers: int, duration: float, rounds: int) -> N
         return statistics.median(rates[k])
 
     def ratio(num: str, den: str) -> float:
-        return statistics.median(a / b for a, b in zip(rates[num], rates[den], strict=True))
+        return median_ratio(rates[num], rates[den])
 
     r = ratio("floor_t", "raw_t")
     row(

@@ -49,18 +49,20 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
-import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_list import RARE, TAGS, vocabulary
-from bench_server import (
-    ECHO_SERVER,
-    Proc,
-    free_port,
+from common import (
+    Child,
+    echo_server,
+    fanout_round,
     http_load,
+    median_ratio,
     ms,
     pct,
+    serve,
     start_sessions,
+    subscribe,
     us,
     wait_healthy,
 )
@@ -146,14 +148,9 @@ async def finish_db(args: argparse.Namespace, name: str) -> None:
         await drop_db(args.url, name)
 
 
-def serve(url: str) -> tuple[Proc, str]:
-    """``sessionlog serve`` on ``url``; its first line names its address."""
-    opts = ["-m", "server", "serve", "--port", "0", "--compact-interval", "5"]
-    proc = Proc([sys.executable, *opts, "--database", url])
-    if "serving" not in proc.first_line:
-        proc.stop()
-        raise RuntimeError(f"server did not start: {proc.first_line}")
-    return proc, proc.first_line.split()[2]
+def serve_db(url: str) -> Child:
+    """``sessionlog serve`` on the database at ``url``."""
+    return serve("--compact-interval", "5", "--database", url)
 
 
 async def insert(c: asyncpg.Connection, sid: str) -> None:
@@ -201,10 +198,6 @@ def ratios(xs: list[float], ys: list[float], fmt: str) -> str:
     return "/".join(format(x / y, fmt) for x, y in zip(xs, ys, strict=True))
 
 
-def med_ratio(xs: list[float], ys: list[float]) -> float:
-    return med([x / y for x, y in zip(xs, ys, strict=True)])
-
-
 # -- figures 1 and 2: HTTP append vs raw insert (+ echo) ----------------------------------------
 
 
@@ -214,13 +207,12 @@ async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) 
     backend's write function sends one (PostgreSQL serialises the commits of notifying
     transactions, WAL flush included, and wakes every listening backend of the
     database), and with the pg_notify in a transaction of its own after the commit."""
-    port = free_port()
-    echo = Proc([sys.executable, "-c", ECHO_SERVER, str(port)])
+    echo = echo_server()
     conns = [await asyncpg.connect(url) for _ in range(args.clients)]
     try:
         await conns[0].execute(RAW_TABLE)
         own = await start_sessions(base, args.clients)
-        echo_url, append_url = f"http://127.0.0.1:{port}/echo", f"{base}api/sessions/append"
+        echo_url, append_url = f"{echo.url}echo", f"{base}api/sessions/append"
         body = {"session_id": own[0], "role": "user", "content": CONTENT}
         k: dict[str, list[float]] = {}
 
@@ -258,7 +250,7 @@ async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) 
     report("1. anchor = raw INSERT+COMMIT + echo", ms(med(anchor)), per_round(anchor, ms))
     report(
         "1. HTTP append, 1 client: p50",
-        f"{ms(med(app1))} = {med_ratio(app1, anchor):.2f}x anchor",
+        f"{ms(med(app1))} = {median_ratio(app1, anchor):.2f}x anchor",
         f"goal <= 1.5x; {per_round(app1, ms)} ({ratios(app1, anchor, '.2f')}x); "
         f"server CPU {us(med(k['cpu1']))}/req",
     )
@@ -276,73 +268,23 @@ async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) 
     )
     report(
         f"2. HTTP append, {n} clients, a session each",
-        f"{med(app32):,.0f} req/s = {med_ratio(app32, raw32):.0%} of raw",
+        f"{med(app32):,.0f} req/s = {median_ratio(app32, raw32):.0%} of raw",
         f"goal >= 50%; {per_round(app32, lambda x: f'{x:,.0f}')} ({ratios(app32, raw32, '.0%')}); "
         f"server CPU {us(med(k['cpu32']))}/req",
     )
     report(
         f"2. diagnostic: {n} raw connections, INSERT+pg_notify+COMMIT",
-        f"{med(notify32):,.0f} commits/s = {med_ratio(notify32, raw32):.0%} of raw",
+        f"{med(notify32):,.0f} commits/s = {median_ratio(notify32, raw32):.0%} of raw",
         per_round(notify32, lambda x: f"{x:,.0f}"),
     )
     report(
         f"2. diagnostic: {n} raw connections, INSERT+COMMIT, then pg_notify",
-        f"{med(k['after32']):,.0f} commits/s = {med_ratio(k['after32'], raw32):.0%} of raw",
+        f"{med(k['after32']):,.0f} commits/s = {median_ratio(k['after32'], raw32):.0%} of raw",
         per_round(k["after32"], lambda x: f"{x:,.0f}") + " (NOTIFY in its own transaction)",
     )
 
 
 # -- figure 3: cross-instance fan-out ------------------------------------------------------------
-
-
-async def fanout_round(
-    http: aiohttp.ClientSession, writer_base: str, windows: list[Any], sid: str, n: int
-) -> tuple[list[float], list[float]]:
-    """``n`` appends through a WebSocket on ``writer_base``, one at a time; for each, the
-    time from send and from ack until the last subscribed window has it."""
-    got: dict[int, list[float]] = {}
-    done: dict[int, asyncio.Event] = {}
-
-    async def window(ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for msg in ws:
-            t = time.perf_counter()
-            frame = msgspec.json.decode(msg.data)
-            if frame.get("op") != "event":
-                continue
-            arrivals = got.setdefault(frame["seq"], [])
-            arrivals.append(t)
-            if len(arrivals) == len(windows):
-                done.setdefault(frame["seq"], asyncio.Event()).set()
-
-    readers = [asyncio.create_task(window(ws)) for ws in windows]
-    writer = await http.ws_connect(f"{writer_base}api/sessions/ws")
-    from_send: list[float] = []
-    from_ack: list[float] = []
-    try:
-        for i in range(n):
-            t_send = time.perf_counter()
-            await writer.send_json(
-                {
-                    "op": "append",
-                    "req_id": i,
-                    "session_id": sid,
-                    "role": "assistant",
-                    "content": "token " * 10,
-                }
-            )
-            ack = await writer.receive_json()
-            t_ack = time.perf_counter()
-            assert ack["op"] == "ack", ack
-            await asyncio.wait_for(done.setdefault(ack["seq"], asyncio.Event()).wait(), 30)
-            last = max(got.pop(ack["seq"]))
-            from_send.append(last - t_send)
-            from_ack.append(max(0.0, last - t_ack))
-    finally:
-        await writer.close()
-        for r in readers:
-            r.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
-    return from_send, from_ack
 
 
 async def notify_round(
@@ -371,24 +313,20 @@ async def notify_round(
 
 
 async def bench_fanout(args: argparse.Namespace, url: str, base_a: str) -> None:
-    proc_b, base_b = serve(url)
+    proc_b = serve_db(url)
+    base_b = proc_b.url
     listen, write = await asyncpg.connect(url), await asyncpg.connect(url)
     try:
         await wait_healthy(base_b)
         [sid] = await start_sessions(base_a, 1)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            windows = []
-            for _ in range(args.subscribers):
-                ws = await http.ws_connect(f"{base_a}api/sessions/ws")
-                await ws.send_json({"op": "subscribe", "session_id": sid})
-                assert (await ws.receive_json())["op"] == "subscribed"
-                windows.append(ws)
+            windows = await subscribe(http, base_a, sid, args.subscribers)
             cross: list[list[float]] = []
             cross_ack: list[float] = []
             local: list[list[float]] = []
             raw: list[list[float]] = []
             for _ in range(args.rounds):
-                s, a = await fanout_round(http, base_b, windows, sid, args.fanout_messages)
+                s, a, _ = await fanout_round(http, base_b, windows, sid, args.fanout_messages)
                 cross.append(s)
                 cross_ack += a
                 local.append(
@@ -786,7 +724,8 @@ async def main(args: argparse.Namespace) -> int:
     if not args.skip_live:
         url = await create_db(args.url, f"bench_live_{tag}")
         try:
-            proc, base = serve(url)
+            proc = serve_db(url)
+            base = proc.url
             try:
                 await wait_healthy(base)
                 await bench_append(args, url, base, proc.p.pid)

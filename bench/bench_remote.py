@@ -19,9 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,13 +32,10 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import pct, serve  # noqa: E402
+
 from eventlog.backends.remote import RemoteBackend  # noqa: E402
 from eventlog.requests import AppendRequest, StartRequest  # noqa: E402
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p * len(xs)))]
 
 
 async def raw_round(url: str, sid: str, n: int) -> list[float]:
@@ -75,29 +71,9 @@ async def remote_round(url: str, sid: str, n: int) -> list[float]:
 
 async def main(args: argparse.Namespace) -> None:
     data = tempfile.mkdtemp(prefix="bench-remote-")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server",
-            "serve",
-            "--port",
-            "0",
-            "--data",
-            data,
-            "--fsync",
-            args.fsync,
-            "--compact-interval",
-            "0",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    server = serve("--data", data, "--fsync", args.fsync, "--compact-interval", "0")
     try:
-        assert server.stdout is not None
-        url = re.search(r"(http://\S+?)/? ", server.stdout.readline()).group(1)  # type: ignore[union-attr]
+        url = server.url.rstrip("/")
         setup = RemoteBackend(url)
         raw_sid = (await setup.start(StartRequest(title="raw"))).session_id
         remote_sid = (await setup.start(StartRequest(title="remote"))).session_id
@@ -129,8 +105,8 @@ async def main(args: argparse.Namespace) -> None:
             f"{statistics.median(ratios):.3f} (goal <= 1.1)"
         )
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import html
 import os
-import statistics
-import time
-from collections.abc import Callable
+
+from common import median_ms
 
 from server.markdown import _md, render
 
@@ -27,15 +26,6 @@ SHAPES = {
     )
     * 40,
 }
-
-
-def median_ms(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ import os
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,10 +34,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common import (  # noqa: E402
+    echo_server,
+    fanout_round,
+    http_load,
+    ms,
+    pct,
+    rss_mib,
+    serve,
+    start_sessions,
+    subscribe,
+    us,
+    wait_healthy,
+    ws_load,
+)
 
 from eventlog.events import (  # noqa: E402
     MessageAppended,
@@ -49,19 +62,6 @@ from eventlog.events import (  # noqa: E402
     new_event_id,
 )
 
-ECHO_SERVER = """
-import sys, msgspec
-from aiohttp import web
-async def echo(request):
-    body = msgspec.json.decode(await request.read())
-    return web.Response(body=msgspec.json.encode({"success": True, **body}),
-                        content_type="application/json")
-app = web.Application()
-app.router.add_post("/echo", echo)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None,
-            print=lambda *a: print("ready", flush=True))
-"""
-
 rows: list[tuple[str, str, str]] = []
 
 
@@ -70,130 +70,20 @@ def report(name: str, value: str, note: str = "") -> None:
     print(f"  {name:<46} {value:<28} {note}", flush=True)
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def ms(x: float) -> str:
-    return f"{x * 1000:.2f} ms"
-
-
-def us(x: float) -> str:
-    return f"{x * 1e6:.0f} µs"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-class Proc:
-    """A server child process, started and waited on until it prints its first line."""
-
-    def __init__(self, args: list[str]) -> None:
-        self.started = time.perf_counter()
-        self.p = subprocess.Popen(
-            args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
-        assert self.p.stdout is not None
-        self.first_line = self.p.stdout.readline().strip()
-        if not self.first_line:
-            raise RuntimeError(f"server did not start: {args}")
-
-    def stop(self) -> None:
-        self.p.terminate()
-        try:
-            self.p.wait(30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-        if self.p.stdout:
-            self.p.stdout.close()
-
-
-def sessionlog(data: str, *extra: str) -> tuple[Proc, str]:
-    proc = Proc([sys.executable, "-m", "server", "serve", "--port", "0", "--data", data, *extra])
-    return proc, proc.first_line.split()[2]
-
-
 # -- HTTP -------------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def http_load(
-    url: str, bodies: Callable[[int], dict], clients: int, seconds: float, pid: int
-) -> tuple[float, list[float], float]:
-    """Requests per second, latencies, and the server's CPU seconds per request, of
-    ``clients`` keep-alive loops for ``seconds``."""
-    lat: list[float] = []
-    conn = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=conn) as http:
-
-        async def once(k: int) -> None:
-            async with http.post(url, json=bodies(k)) as r:
-                await r.read()
-
-        await asyncio.gather(*(once(k) for k in range(clients)))  # open the connections
-        deadline = time.perf_counter() + seconds
-        count = 0
-
-        async def loop(k: int) -> None:
-            nonlocal count
-            while time.perf_counter() < deadline:
-                t0 = time.perf_counter()
-                async with http.post(url, json=bodies(k)) as r:
-                    await r.read()
-                    assert r.status == 200, await r.text()
-                lat.append(time.perf_counter() - t0)
-                count += 1
-
-        t0, cpu0 = time.perf_counter(), cpu_seconds(pid)
-        await asyncio.gather(*(loop(k) for k in range(clients)))
-        elapsed, cpu = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
-    return count / elapsed, lat, cpu / count
-
-
-async def start_sessions(base: str, n: int) -> list[str]:
-    async with aiohttp.ClientSession() as http:
-        out = []
-        for _ in range(n):
-            async with http.post(f"{base}api/sessions/start", json={}) as r:
-                out.append((await r.json())["session_id"])
-        return out
 
 
 async def bench_http(args: argparse.Namespace, base: str) -> None:
     """Echo and append runs alternate, ``--rounds`` times: this machine's neighbours
     come and go, so each append rate is compared with the echo rate of its own round."""
-    port = free_port()
-    echo = Proc([sys.executable, "-c", ECHO_SERVER, str(port)])
+    echo = echo_server()
     [shared] = await start_sessions(base, 1)
     own = await start_sessions(base, args.clients)
     body = {"session_id": "x" * 12, "role": "user", "content": "hello " * 20}
     cases: list[tuple[str, str, Callable[[int], dict], int]] = [
         (
             "HTTP echo baseline (bare aiohttp)",
-            f"http://127.0.0.1:{port}/echo",
+            f"{echo.url}echo",
             lambda k: body,
             echo.p.pid,
         ),
@@ -241,95 +131,36 @@ async def bench_http(args: argparse.Namespace, base: str) -> None:
 
 
 async def bench_ws(args: argparse.Namespace, base: str) -> None:
-    sids = await start_sessions(base, 1)
-    lat: list[float] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        sockets = [await http.ws_connect(f"{base}api/sessions/ws") for _ in range(args.clients)]
-        deadline = time.perf_counter() + args.seconds
-
-        async def loop(ws: aiohttp.ClientWebSocketResponse) -> int:
-            n = 0
-            while time.perf_counter() < deadline:
-                t0 = time.perf_counter()
-                await ws.send_str(
-                    msgspec.json.encode(
-                        {
-                            "op": "append",
-                            "req_id": n,
-                            "session_id": sids[0],
-                            "role": "user",
-                            "content": "hello " * 20,
-                        }
-                    ).decode()
-                )
-                frame = msgspec.json.decode((await ws.receive()).data)
-                assert frame["op"] == "ack", frame
-                lat.append(time.perf_counter() - t0)
-                n += 1
-            return n
-
-        t0, cpu0 = time.perf_counter(), cpu_seconds(args.server_pid)
-        total = sum(await asyncio.gather(*(loop(ws) for ws in sockets)))
-        elapsed, cpu = time.perf_counter() - t0, cpu_seconds(args.server_pid) - cpu0
-        for ws in sockets:
-            await ws.close()
+    [sid] = await start_sessions(base, 1)
+    rate, lat, cpu = await ws_load(
+        f"{base}api/sessions/ws",
+        lambda k, n: {
+            "op": "append",
+            "req_id": n,
+            "session_id": sid,
+            "role": "user",
+            "content": "hello " * 20,
+        },
+        args.clients,
+        args.seconds,
+        args.server_pid,
+    )
     report(
         f"WS durable append+ack, {args.clients} clients",
-        f"{total / elapsed:,.0f} msg/s",
-        f"p50 {ms(pct(lat, 0.5))} p99 {ms(pct(lat, 0.99))}, server CPU {us(cpu / total)}/msg",
+        f"{rate:,.0f} msg/s",
+        f"p50 {ms(pct(lat, 0.5))} p99 {ms(pct(lat, 0.99))}, server CPU {us(cpu)}/msg",
     )
 
 
 async def bench_fanout(args: argparse.Namespace, base: str) -> None:
     [sid] = await start_sessions(base, 1)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        windows = []
-        for _ in range(args.windows):
-            ws = await http.ws_connect(f"{base}api/sessions/ws")
-            await ws.send_json({"op": "subscribe", "session_id": sid})
-            assert (await ws.receive_json())["op"] == "subscribed"
-            windows.append(ws)
-        writer = await http.ws_connect(f"{base}api/sessions/ws")
-        got: dict[int, list[float]] = {}
-        done: dict[int, asyncio.Event] = {}
-
-        async def window(ws: aiohttp.ClientWebSocketResponse) -> None:
-            async for msg in ws:
-                t = time.perf_counter()
-                seq = msgspec.json.decode(msg.data)["seq"]
-                arrivals = got.setdefault(seq, [])
-                arrivals.append(t)
-                if len(arrivals) == len(windows):
-                    done.setdefault(seq, asyncio.Event()).set()
-
-        readers = [asyncio.create_task(window(ws)) for ws in windows]
-        from_ack: list[float] = []
-        from_send: list[float] = []
-        spread: list[float] = []
-        for i in range(args.fanout_messages):
-            t_send = time.perf_counter()
-            await writer.send_json(
-                {
-                    "op": "append",
-                    "req_id": i,
-                    "session_id": sid,
-                    "role": "assistant",
-                    "content": "token " * 10,
-                }
-            )
-            ack = await writer.receive_json()
-            t_ack = time.perf_counter()
-            seq = ack["seq"]
-            await done.setdefault(seq, asyncio.Event()).wait()
-            arrivals = got.pop(seq)
-            last = max(arrivals)
-            from_ack.append(max(0.0, last - t_ack))  # events usually beat the ack: 0
-            from_send.append(last - t_send)
-            spread.append(last - min(arrivals))
+        windows = await subscribe(http, base, sid, args.windows)
+        from_send, from_ack, spread = await fanout_round(
+            http, base, windows, sid, args.fanout_messages
+        )
         for ws in windows:
             await ws.close()
-        await writer.close()
-        await asyncio.gather(*readers, return_exceptions=True)
     report(
         f"Fan-out to {args.windows} windows: ack -> last receipt",
         f"p50 {ms(pct(from_ack, 0.5))}",
@@ -385,26 +216,13 @@ def write_sessions(root: Path, n: int) -> None:
         (folder / f"{sid}.jsonl").write_bytes(b"".join(encode_line(e) for e in lines))
 
 
-async def wait_healthy(base: str, timeout: float = 600) -> None:
-    deadline = time.perf_counter() + timeout
-    async with aiohttp.ClientSession() as http:
-        while time.perf_counter() < deadline:
-            try:
-                async with http.get(f"{base}api/health") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.01)
-    raise RuntimeError("server never became healthy")
-
-
 async def bench_startup(args: argparse.Namespace, data: Path) -> None:
     t0 = time.perf_counter()
     write_sessions(data, args.sessions)
     report(f"Generate {args.sessions:,} journals", f"{time.perf_counter() - t0:.1f} s", "")
     for label in ("cold: builds the index", "warm: index present"):
-        proc, base = sessionlog(str(data), "--fsync", "never")
+        proc = serve("--data", str(data), "--fsync", "never")
+        base = proc.url
         try:
             await wait_healthy(base)
             started = time.perf_counter() - proc.started
@@ -429,7 +247,8 @@ async def bench_startup(args: argparse.Namespace, data: Path) -> None:
 async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-server-"))
     try:
-        proc, base = sessionlog(str(tmp / "live"), "--fsync", args.fsync)
+        proc = serve("--data", str(tmp / "live"), "--fsync", args.fsync)
+        base = proc.url
         try:
             await wait_healthy(base)
             args.server_pid = proc.p.pid

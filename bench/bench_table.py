@@ -35,108 +35,32 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import msgspec
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from common import (  # noqa: E402
+    ALL_CPUS,
+    Child,
+    cpu_seconds,
+    echo_server,
+    http_load,
+    pct,
+    rss_mib,
+    serve,
+    start_sessions,
+    ws_load,
+)
 from foreign_store import write_foreign_store  # noqa: E402
 
-ECHO = """
-import sys, msgspec
-from aiohttp import web, WSMsgType
-try:
-    import uvloop
-except ImportError:
-    uvloop = None
-async def echo(request):
-    body = msgspec.json.decode(await request.read())
-    return web.Response(body=msgspec.json.encode({"success": True, **body}),
-                        content_type="application/json")
-async def ws(request):
-    sock = web.WebSocketResponse()
-    await sock.prepare(request)
-    async for msg in sock:
-        if msg.type == WSMsgType.TEXT:
-            frame = msgspec.json.decode(msg.data)
-            await sock.send_str(msgspec.json.encode(
-                {"op": "ack", "req_id": frame.get("req_id"), "seq": 1}).decode())
-    return sock
-app = web.Application()
-app.router.add_post("/echo", echo)
-app.router.add_get("/ws", ws)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None,
-            print=lambda *a: print("ready http://127.0.0.1:%s/" % sys.argv[1], flush=True),
-            loop=uvloop.new_event_loop() if uvloop and "--uvloop" in sys.argv else None)
-"""
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds of a process and its waited-for children (the index workers)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
-
-
-class Server:
-    """A child process pinned to ``cpu``, started and waited on until its first line."""
-
-    def __init__(self, args: list[str], cpu: int | None, cwd: Path, env: dict[str, str]) -> None:
-        self.started = time.perf_counter()
-        # None: every CPU (a child would otherwise inherit this process's pinning)
-        cpus = f"0-{(os.cpu_count() or 1) - 1}" if cpu is None else str(cpu)
-        pin = ["taskset", "-c", cpus]
-        self.p = subprocess.Popen(
-            [*pin, *args],
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
-        assert self.p.stdout is not None
-        line = self.p.stdout.readline().strip()
-        if not line:
-            raise RuntimeError(f"server did not start: {args}")
-        self.url = next(w for w in line.split() if w.startswith("http://"))
-        if not self.url.endswith("/"):
-            self.url += "/"
-
-    def stop(self) -> None:
-        self.p.terminate()
-        try:
-            self.p.wait(60)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-        if self.p.stdout:
-            self.p.stdout.close()
+# the server's CPU with its waited-for children: the index workers of a cold start (row 5)
+cpu_s = partial(cpu_seconds, children=True)
 
 
 class Bench:
@@ -146,14 +70,14 @@ class Bench:
         self.env = {**os.environ, "PYTHONPATH": str(self.tree)}
         self.rows: list[tuple[str, str, str, str]] = []
 
-    def sessionlog(self, data: str, *extra: str, cpu: int | None = -1) -> Server:
-        cmd = [sys.executable, "-m", "server", "serve", "--port", "0", "--data", data, *extra]
-        return Server(cmd, self.a.server_cpu if cpu == -1 else cpu, self.tree, self.env)
+    def sessionlog(self, data: str, *extra: str, cpu: int | None = -1) -> Child:
+        """Pinned to ``cpu`` (default ``--server-cpu``; None: every CPU)."""
+        cpu = self.a.server_cpu if cpu == -1 else cpu
+        cpus = ALL_CPUS if cpu is None else str(cpu)
+        return serve("--data", data, *extra, cwd=self.tree, env=self.env, cpus=cpus)
 
-    def echo(self) -> Server:
-        cmd = [sys.executable, "-c", ECHO, str(free_port())]
-        return Server(cmd + (["--uvloop"] if self.a.uvloop_echo else []), self.a.server_cpu,
-                      ROOT, self.env)  # fmt: skip
+    def echo(self) -> Child:
+        return echo_server(self.a.uvloop_echo, env=self.env, cpus=str(self.a.server_cpu))
 
     def report(self, figure: str, value: str, anchor: str, ratio: str) -> None:
         self.rows.append((figure, value, anchor, ratio))
@@ -161,61 +85,6 @@ class Bench:
 
 
 # -- load --------------------------------------------------------------------------------
-
-
-async def http_run(
-    url: str, bodies: Callable[[int], dict], clients: int, seconds: float
-) -> tuple[float, list[float]]:
-    lat: list[float] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as http:
-
-        async def one(k: int) -> None:
-            async with http.post(url, json=bodies(k)) as r:
-                await r.read()
-
-        await asyncio.gather(*(one(k) for k in range(clients)))
-        deadline = time.perf_counter() + seconds
-        count = 0
-
-        async def loop(k: int) -> None:
-            nonlocal count
-            while time.perf_counter() < deadline:
-                t0 = time.perf_counter()
-                async with http.post(url, json=bodies(k)) as r:
-                    await r.read()
-                    if r.status != 200:
-                        raise RuntimeError(await r.text())
-                lat.append(time.perf_counter() - t0)
-                count += 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(loop(k) for k in range(clients)))
-        return count / (time.perf_counter() - t0), lat
-
-
-async def ws_run(
-    url: str, frames: Callable[[int, int], dict], clients: int, seconds: float
-) -> tuple[float, int]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        sockets = [await http.ws_connect(url) for _ in range(clients)]
-        deadline = time.perf_counter() + seconds
-
-        async def loop(k: int, ws: aiohttp.ClientWebSocketResponse) -> int:
-            n = 0
-            while time.perf_counter() < deadline:
-                await ws.send_str(msgspec.json.encode(frames(k, n)).decode())
-                frame = msgspec.json.decode((await ws.receive()).data)
-                if frame.get("op") != "ack":
-                    raise RuntimeError(frame)
-                n += 1
-            return n
-
-        t0 = time.perf_counter()
-        total = sum(await asyncio.gather(*(loop(k, ws) for k, ws in enumerate(sockets))))
-        elapsed = time.perf_counter() - t0
-        for ws in sockets:
-            await ws.close()
-    return total / elapsed, total
 
 
 def raw_fsync_p50(directory: str, n: int = 1000) -> float:
@@ -234,15 +103,6 @@ def raw_fsync_p50(directory: str, n: int = 1000) -> float:
         os.close(fd)
         os.unlink(path)
     return pct(lat, 0.5)
-
-
-async def start_sessions(base: str, n: int) -> list[str]:
-    async with aiohttp.ClientSession() as http:
-        out = []
-        for _ in range(n):
-            async with http.post(f"{base}api/sessions/start", json={}) as r:
-                out.append((await r.json())["session_id"])
-        return out
 
 
 MSG = "hello " * 20
@@ -273,11 +133,11 @@ async def rows_1_to_4(b: Bench, tmp: Path) -> None:
             add(key + "_cpu", (cpu_s(pid) - c0) / max(n, 1))
 
         async def p50(go: Any) -> tuple[float, int]:
-            _, lat = await go
+            _, lat, _ = await go
             return pct(lat, 0.5), len(lat)
 
         async def rate(go: Any) -> tuple[float, int]:
-            r, lat = await go
+            r, lat, _ = await go
             return r, len(lat)
 
         def ws_frame(sid: Callable[[int], str]) -> Callable[[int, int], dict]:
@@ -287,24 +147,24 @@ async def rows_1_to_4(b: Bench, tmp: Path) -> None:
         for _ in range(a.rounds):
             add("raw", raw_fsync_p50(str(tmp)))
             await run(
-                "echo1", echo.p.pid, p50(http_run(echo_url, lambda k: body("x"), 1, a.seconds))
+                "echo1", echo.p.pid, p50(http_load(echo_url, lambda k: body("x"), 1, a.seconds))
             )
             for name, srv in (("always1", always), ("never1", never)):
                 sid = own[srv][0]
                 url = f"{srv.url}api/sessions/append"
                 await run(
-                    name, srv.p.pid, p50(http_run(url, lambda k, s=sid: body(s), 1, a.seconds))
+                    name, srv.p.pid, p50(http_load(url, lambda k, s=sid: body(s), 1, a.seconds))
                 )
             await run(
                 "echo32",
                 echo.p.pid,
-                rate(http_run(echo_url, lambda k: body("x"), a.clients, a.seconds)),
+                rate(http_load(echo_url, lambda k: body("x"), a.clients, a.seconds)),
             )
             await run(
                 "append32",
                 always.p.pid,
                 rate(
-                    http_run(
+                    http_load(
                         f"{always.url}api/sessions/append",
                         lambda k: body(own[always][k]),
                         a.clients,
@@ -315,16 +175,18 @@ async def rows_1_to_4(b: Bench, tmp: Path) -> None:
             await run(
                 "wsecho",
                 echo.p.pid,
-                ws_run(f"{echo.url}ws", ws_frame(lambda k: "x"), a.clients, a.seconds),
+                rate(ws_load(f"{echo.url}ws", ws_frame(lambda k: "x"), a.clients, a.seconds)),
             )
             await run(
                 "ws32",
                 always.p.pid,
-                ws_run(
-                    f"{always.url}api/sessions/ws",
-                    ws_frame(lambda k: own[always][k]),
-                    a.clients,
-                    a.seconds,
+                rate(
+                    ws_load(
+                        f"{always.url}api/sessions/ws",
+                        ws_frame(lambda k: own[always][k]),
+                        a.clients,
+                        a.seconds,
+                    )
                 ),
             )
     finally:
