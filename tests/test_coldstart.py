@@ -33,7 +33,7 @@ def test_worker_processes_read_the_same_rows_as_this_process(data_dir: Path) -> 
     pooled = list(coldstart.rows_of(todo, procs=2, pool_min=1))
 
     def flat(chunks: list[coldstart.Rows]) -> tuple[list[object], list[object]]:
-        rows = sorted((r for c in chunks for r in c[0]), key=lambda r: r[0].session_id)
+        rows = sorted(tuple(r) for c in chunks for r in c[0])  # session id first
         damaged = sorted((d[0].session_id, d[1:]) for c in chunks for d in c[1])
         return rows, damaged
 
