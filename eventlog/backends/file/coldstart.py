@@ -24,7 +24,7 @@ import msgspec
 import eventlog
 
 from ...errors import EventLogError, JournalCorrupt
-from ...fold import fold
+from ...fold import summary_of
 from ...model import Session, summarize
 from .checks import stand_in
 from .index import Row, list_row
@@ -62,18 +62,19 @@ def read_rows(items: list[Item]) -> Rows:
         try:
             if snap is False:  # the whole journal: no stat, no failed open of a snapshot
                 whole = read_tail(path, 0, 0)
-                session, offset = fold(sid, whole.events), whole.end
                 if not whole.events:
                     raise JournalCorrupt(f"{path} holds no readable event")
+                summary, offset = summary_of(sid, whole.events), whole.end
             else:
                 session, offset, _ = load_cold(path, sid)
+                summary = summarize(session)
         except FileNotFoundError:
             continue
         except EventLogError as e:
             if os.path.exists(path):
                 damaged.append(stand_in(sid, path, rel, e))
             continue
-        rows.append(list_row(summarize(session), rel, offset))
+        rows.append(list_row(summary, rel, offset))
     return rows, damaged
 
 
@@ -107,7 +108,9 @@ def rows_of(
         for child, part in zip(children, slices, strict=True):
             if child is not None and child.stdin is not None:
                 with contextlib.suppress(OSError):  # a worker that died at once: read here
-                    child.stdin.write(_encode(part))  # it reads all of it before it writes
+                    # all of it is read before the first row is written; the chunk
+                    # size goes along, as the rest of a failed slice is counted in it
+                    child.stdin.write(_encode((CHUNK, part)))
                     child.stdin.close()
         for k, child in enumerate(children):
             if child is None:
@@ -189,16 +192,16 @@ def _frames(pipes: dict[int, int]) -> Iterator[tuple[int, bytes | None]]:
 
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode_items = msgspec.msgpack.Decoder(list[Item]).decode
+_decode_task = msgspec.msgpack.Decoder(tuple[int, list[Item]]).decode
 _decode_rows = msgspec.msgpack.Decoder(tuple[list[Row], list[Damaged]]).decode
 
 
 def _worker() -> None:
     """A worker of ``rows_of``: items from stdin, a frame of rows per chunk to stdout."""
-    items = _decode_items(sys.stdin.buffer.read())
+    chunk, items = _decode_task(sys.stdin.buffer.read())
     out = sys.stdout.buffer
-    for i in range(0, len(items), CHUNK):
-        frame = _encode(read_rows(items[i : i + CHUNK]))
+    for i in range(0, len(items), chunk):
+        frame = _encode(read_rows(items[i : i + chunk]))
         out.write(len(frame).to_bytes(4, "little") + frame)
         out.flush()
 
