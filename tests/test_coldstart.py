@@ -123,7 +123,7 @@ def test_a_cold_start_lists_every_session_exactly_as_the_store_listed_it(
     """The cold start builds rows in worker processes from the events alone
     (``summary_of``, no messages folded); they must equal the rows the store wrote as
     the sessions were made: titles, tags, flags, counts, previews after streaming and
-    edits, last_updated, seq, journal size. Damaged and foreign journals are listed too."""
+    edits, last_updated, seq. Torn, damaged and foreign journals are listed too."""
     with Store(data_dir, background=False) as store:
         for i in range(16):
             sid = store.start(StartRequest(title=f"t{i}" if i % 3 else "")).session_id
@@ -144,6 +144,8 @@ def test_a_cold_start_lists_every_session_exactly_as_the_store_listed_it(
         for f in sorted(data_dir.glob("sessions/*/*.json"))[::2]:
             f.unlink()
         want = store.list(ListRequest(limit=1000, archived=None)).sessions
+        with open(store.path_of(want[0].session_id), "ab") as f:
+            f.write(b'{"seq": 99, "type": "message.app')  # a torn tail: listed as before
     make_store(data_dir, 12)  # foreign journals with nulls, and a damaged one
     for f in data_dir.glob("index.sqlite3*"):
         f.unlink()
