@@ -1,10 +1,13 @@
 """Indexing many journals at once (a copied or restored store, or a lost index): list
 rows first, full-text docs after.
 
-Reading and folding a journal is independent per session, so with more than one CPU the
-rows are computed in worker processes while this process writes them; the index only takes rows without docs (``Index.apply_rows``), so
-every session is listed in seconds. The docs, the slow part of an FTS index, are written
-after (``fill_docs``), on the store's background thread when the server starts.
+Reading a journal and making its list row is independent per session, so with more
+than one CPU worker processes read the journals and build the rows (``summary_of``:
+no messages are folded; ``list_row``: encoded as the index stores them), and this
+process only inserts them (``Index.apply_rows``, without docs), a few thousand per
+transaction, so every session is listed in seconds. The docs, the slow part of an FTS
+index, are written after (``fill_docs``), on the store's background thread when the
+server starts.
 """
 
 from __future__ import annotations
