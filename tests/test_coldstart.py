@@ -3,6 +3,8 @@ in worker processes), full-text docs written after, nothing lost on the way."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,15 @@ import pytest
 from eventlog.backends.file import coldstart
 from eventlog.backends.file.layout import Layout
 from eventlog.backends.file.store import Store
-from eventlog.requests import AppendRequest, ListRequest
+from eventlog.requests import (
+    AppendRequest,
+    CompleteRequest,
+    DeltaRequest,
+    EditRequest,
+    ListRequest,
+    StartRequest,
+    UpdateRequest,
+)
 
 from .test_lenient import foreign_session, write_journal
 
@@ -33,7 +43,7 @@ def test_worker_processes_read_the_same_rows_as_this_process(data_dir: Path) -> 
     pooled = list(coldstart.rows_of(todo, procs=2, pool_min=1))
 
     def flat(chunks: list[coldstart.Rows]) -> tuple[list[object], list[object]]:
-        rows = sorted((r for c in chunks for r in c[0]), key=lambda r: r[0].session_id)
+        rows = sorted(tuple(r) for c in chunks for r in c[0])  # session id first
         damaged = sorted((d[0].session_id, d[1:]) for c in chunks for d in c[1])
         return rows, damaged
 
@@ -104,3 +114,79 @@ def test_without_an_interpreter_to_start_the_rows_are_read_here(
     chunks = list(coldstart.rows_of(items(data_dir), procs=2, pool_min=1))
     assert sum(len(rows) for rows, _ in chunks) == 12
     assert sum(len(damaged) for _, damaged in chunks) == 1
+
+
+@pytest.mark.usefixtures("small_pool")
+def test_a_cold_start_lists_every_session_exactly_as_the_store_listed_it(
+    data_dir: Path,
+) -> None:
+    """The cold start builds rows in worker processes from the events alone
+    (``summary_of``, no messages folded); they must equal the rows the store wrote as
+    the sessions were made: titles, tags, flags, counts, previews after streaming and
+    edits, last_updated, seq. Torn, damaged and foreign journals are listed too."""
+    with Store(data_dir, background=False) as store:
+        for i in range(16):
+            sid = store.start(StartRequest(title=f"t{i}" if i % 3 else "")).session_id
+            if i % 2:
+                store.append(AppendRequest(session_id=sid, role="assistant", content="hi"))
+            r = store.append(
+                AppendRequest(session_id=sid, role="user", content="draft", partial=True)
+            )
+            store.delta(DeltaRequest(session_id=sid, message_id=r.message_id, content=" more"))
+            store.complete(CompleteRequest(session_id=sid, message_id=r.message_id))
+            if i % 4 == 0:
+                store.edit(EditRequest(session_id=sid, message_id=r.message_id, content=f"e{i}"))
+            if i % 5 == 0:
+                store.update(UpdateRequest(session_id=sid, tags=["Work", f"k{i}"], pinned=True))
+            if i % 7 == 0:
+                store.update(UpdateRequest(session_id=sid, archived=True, title="renamed"))
+        store.compact()  # half the sessions read through a snapshot, the rest whole
+        for f in sorted(data_dir.glob("sessions/*/*.json"))[::2]:
+            f.unlink()
+        want = store.list(ListRequest(limit=1000, archived=None)).sessions
+        with open(store.path_of(want[0].session_id), "ab") as f:
+            f.write(b'{"seq": 99, "type": "message.app')  # a torn tail: listed as before
+    make_store(data_dir, 12)  # foreign journals with nulls, and a damaged one
+    for f in data_dir.glob("index.sqlite3*"):
+        f.unlink()
+    with Store(data_dir, background=False) as store:
+        listed = store.list(ListRequest(limit=1000, archived=None)).sessions
+        by_id = {s.session_id: s for s in listed}
+        assert [by_id[s.session_id] for s in want] == want
+        assert len(listed) == len(want) + 13 and by_id["zbroken"].damaged
+        assert store.list(ListRequest(tag="work", archived=None)).total_sessions == 4
+
+
+def test_a_worker_that_dies_mid_frame_has_the_rest_of_its_slice_read_here(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression guard for the frame reader: a worker cut off in the middle of a frame
+    (killed, out of memory) loses nothing: the partial frame is dropped and every
+    journal it did not deliver whole is read in this process."""
+    make_store(data_dir, 40)
+    monkeypatch.setattr(coldstart, "CHUNK", 7)
+    todo = items(data_dir)
+    inline = list(coldstart.rows_of(todo, procs=1))
+    # each worker's output is cut 10 bytes into its second frame
+    first = max(len(coldstart._encode(coldstart.read_rows(todo[i : i + 7]))) for i in (0, 21))
+    wrapper = data_dir / "cut-python"
+    wrapper.write_text(f'#!/bin/sh\n"{sys.executable}" "$@" | head -c {first + 4 + 10}\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(coldstart.sys, "executable", str(wrapper))
+    seen: list[tuple[int, bool]] = []
+    frames = coldstart._frames
+
+    def spy(pipes: dict[int, int]) -> Iterator[tuple[int, bytes | None]]:
+        for k, frame in frames(pipes):
+            seen.append((k, frame is not None))
+            yield k, frame
+
+    monkeypatch.setattr(coldstart, "_frames", spy)
+    cut = list(coldstart.rows_of(todo, procs=2, pool_min=1))
+
+    def flat(chunks: list[coldstart.Rows]) -> list[object]:
+        return sorted(tuple(r) for c in chunks for r in c[0])
+
+    assert sorted(seen) == [(0, False), (0, True), (1, False), (1, True)]  # one whole frame
+    assert flat(cut) == flat(inline) and len(flat(cut)) == 40
+    assert sum(len(d) for _, d in cut) == 1

@@ -1,31 +1,36 @@
 """Indexing many journals at once (a copied or restored store, or a lost index): list
 rows first, full-text docs after.
 
-Reading and folding a journal is independent per session, so with more than one CPU the
-rows are computed in worker processes while this process writes them; the index only takes rows without docs (``Index.apply_rows``), so
-every session is listed in seconds. The docs, the slow part of an FTS index, are written
-after (``fill_docs``), on the store's background thread when the server starts.
+Reading a journal and making its list row is independent per session, so with more
+than one CPU worker processes read the journals and build the rows (``summary_of``:
+no messages are folded; ``list_row``: encoded as the index stores them), and this
+process only inserts them (``Index.apply_rows``, without docs), a few thousand per
+transaction, so every session is listed in seconds. The docs, the slow part of an FTS
+index, are written after (``fill_docs``), on the store's background thread when the
+server starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import selectors
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import msgspec
 
 import eventlog
 
 from ...errors import EventLogError, JournalCorrupt
-from ...fold import fold
-from ...model import Session, Summary, summarize
+from ...fold import summary_of
+from ...model import Session, summarize
 from .checks import stand_in
+from .index import Row, list_row
 from .scan import read_tail
 from .snapshot import load_cold
 
@@ -35,8 +40,15 @@ if TYPE_CHECKING:
 
 CHUNK = 250  # journals per task: enough to amortise the pickling
 POOL_MIN = 4000  # fewer journals are read here: starting workers costs ~0.3 s
+# how far (bytes of rows) a worker may run ahead of this process's index writes: the
+# default pipe (64 KiB) held less than one chunk, so the workers stopped at every write
+PIPE_BYTES = 1 << 20
+# rows per index transaction: each commit writes every index page the rows touched, and
+# ids and dates are spread over all of them, so at 100k sessions commits of 250 rows
+# cost ~3x the CPU of 2000s; 2000 keeps a reader waiting < ~0.1 s, the list growing
+TX_ROWS = 2000
 Damaged = tuple[Session, str, int, str]
-Rows = tuple[list[tuple[Summary, str, int]], list[Damaged]]
+Rows = tuple[list[Row], list[Damaged]]  # list rows (``index.list_row``), damaged rows
 
 
 Item = tuple[str, str, str, bool | None]  # session id, path, relative path, has snapshot
@@ -44,26 +56,28 @@ Item = tuple[str, str, str, bool | None]  # session id, path, relative path, has
 
 def read_rows(items: list[Item]) -> Rows:
     """(list rows, damaged rows) of journals given as (session id, path, relative path,
-    has a snapshot: None if not known). Runs in a worker process; a journal gone
-    meanwhile is left out."""
-    rows: list[tuple[Summary, str, int]] = []
+    has a snapshot: None if not known). Runs in a worker process, which also builds the
+    rows (``list_row``) so the process writing the index only inserts them; a journal
+    gone meanwhile is left out."""
+    rows: list[Row] = []
     damaged: list[Damaged] = []
     for sid, path, rel, snap in items:
         try:
             if snap is False:  # the whole journal: no stat, no failed open of a snapshot
                 whole = read_tail(path, 0, 0)
-                session, offset = fold(sid, whole.events), whole.end
                 if not whole.events:
                     raise JournalCorrupt(f"{path} holds no readable event")
+                summary, offset = summary_of(sid, whole.events), whole.end
             else:
                 session, offset, _ = load_cold(path, sid)
+                summary = summarize(session)
         except FileNotFoundError:
             continue
         except EventLogError as e:
             if os.path.exists(path):
                 damaged.append(stand_in(sid, path, rel, e))
             continue
-        rows.append((summarize(session), rel, offset))
+        rows.append(list_row(summary, rel, offset))
     return rows, damaged
 
 
@@ -82,9 +96,9 @@ def rows_of(
 
     Workers are fresh interpreters running this module (not multiprocessing, which
     would re-import the embedding program's main module in each), each given a slice
-    of ``items`` and writing a frame per chunk; a full pipe holds them back, so memory
-    stays bounded for any store size. A worker that fails has the rest of its slice
-    read here."""
+    of ``items`` and writing a frame per chunk, taken here as it arrives from any of
+    them; a full pipe (``PIPE_BYTES``) holds a worker back, so memory stays bounded for
+    any store size. A worker that fails has the rest of its slice read here."""
     procs = workers() if procs is None else procs
     if procs < 2 or len(items) < (POOL_MIN if pool_min is None else pool_min):
         for i in range(0, len(items), CHUNK):
@@ -92,52 +106,29 @@ def rows_of(
         return
     per = -(-len(items) // procs)
     slices = [items[i : i + per] for i in range(0, len(items), per)]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(eventlog.__file__)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    children: list[subprocess.Popen[bytes] | None] = []
-    for part in slices:
-        child: subprocess.Popen[bytes] | None
-        try:
-            child = subprocess.Popen(
-                [sys.executable, "-m", __name__],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=env,
-            )
-        except OSError:  # no interpreter to start (an embedded Python): read it here
-            child = None
-        if child is None or child.stdin is None:
-            children.append(None)
-            continue
-        with contextlib.suppress(OSError):  # a worker that died at once: read here
-            child.stdin.write(_encode(part))  # it reads all of it before it writes
-            child.stdin.close()
-        children.append(child)
+    children = [_spawn() for _ in slices]  # all at once: they start up side by side
     try:
-        for k, maybe in enumerate(children):
-            if maybe is None:
+        for child, part in zip(children, slices, strict=True):
+            if child is not None and child.stdin is not None:
+                with contextlib.suppress(OSError):  # a worker that died at once: read here
+                    # all of it is read before the first row is written; the chunk
+                    # size goes along, as the rest of a failed slice is counted in it
+                    child.stdin.write(_encode((CHUNK, part)))
+                    child.stdin.close()
+        for k, child in enumerate(children):
+            if child is None:
                 for i in range(0, len(slices[k]), CHUNK):
                     yield read_rows(slices[k][i : i + CHUNK])
-        with selectors.DefaultSelector() as sel:
-            done = {}
-            for k, child in enumerate(children):
-                if child is None or child.stdout is None:
-                    continue
-                sel.register(child.stdout, selectors.EVENT_READ, k)
-                done[k] = 0
-            while sel.get_map():
-                for key, _ in sel.select():
-                    k = key.data
-                    frame = _read_frame(key.fileobj)  # type: ignore[arg-type]
-                    if frame is None:
-                        sel.unregister(key.fileobj)
-                        rest = slices[k][done[k] * CHUNK :]
-                        for i in range(0, len(rest), CHUNK):  # a worker died: do its rest
-                            yield read_rows(rest[i : i + CHUNK])
-                        continue
-                    done[k] += 1
-                    yield _decode_rows(frame)
+        done = dict.fromkeys(range(len(slices)), 0)
+        pipes = {k: c.stdout.fileno() for k, c in enumerate(children) if c and c.stdout}
+        for k, frame in _frames(pipes):
+            if frame is not None:
+                done[k] += 1
+                yield _decode_rows(frame)
+                continue
+            rest = slices[k][done[k] * CHUNK :]
+            for i in range(0, len(rest), CHUNK):  # a worker died: do its rest
+                yield read_rows(rest[i : i + CHUNK])
     finally:
         for child in children:
             if child is None:
@@ -145,47 +136,98 @@ def rows_of(
             if child.poll() is None:
                 child.kill()
             child.wait()
-            if child.stdout is not None:
-                child.stdout.close()
+            for pipe in (child.stdin, child.stdout):
+                if pipe is not None:
+                    pipe.close()
+
+
+def _spawn() -> subprocess.Popen[bytes] | None:
+    """A worker (``python -m`` this module), or None if no interpreter can be started
+    (an embedded Python): its slice is then read here."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(eventlog.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            bufsize=0,  # raw pipes: _frames reads the descriptor itself
+        )
+    except OSError:
+        return None
+    if child.stdout is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):  # a smaller pipe only costs some speed
+            fcntl.fcntl(child.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    return child
+
+
+def _frames(pipes: dict[int, int]) -> Iterator[tuple[int, bytes | None]]:
+    """(worker, frame) from the workers' pipes (worker -> descriptor) in the order they
+    arrive; (worker, None) once a worker's pipe ends (a partial frame is dropped).
+    Each read takes all a pipe holds, so a worker is never kept waiting on a
+    half-read frame while the caller writes the rows of another."""
+    bufs = {k: bytearray() for k in pipes}
+    with selectors.DefaultSelector() as sel:
+        for k, fd in pipes.items():
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ, k)
+        while sel.get_map():
+            for key, _ in sel.select():
+                k = key.data
+                try:
+                    data = os.read(key.fd, PIPE_BYTES)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    sel.unregister(key.fd)
+                    yield k, None
+                    continue
+                buf = bufs[k]
+                buf += data
+                while len(buf) >= 4 and len(buf) >= 4 + (n := int.from_bytes(buf[:4], "little")):
+                    frame = bytes(buf[4 : 4 + n])
+                    del buf[: 4 + n]
+                    yield k, frame
 
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode_items = msgspec.msgpack.Decoder(list[Item]).decode
-_decode_rows = msgspec.msgpack.Decoder(
-    tuple[list[tuple[Summary, str, int]], list[tuple[Session, str, int, str]]]
-).decode
-
-
-def _read_frame(f: BinaryIO) -> bytes | None:
-    head = f.read(4)
-    if len(head) < 4:
-        return None
-    n = int.from_bytes(head, "little")
-    body = f.read(n)
-    return body if len(body) == n else None
+_decode_task = msgspec.msgpack.Decoder(tuple[int, list[Item]]).decode
+_decode_rows = msgspec.msgpack.Decoder(tuple[list[Row], list[Damaged]]).decode
 
 
 def _worker() -> None:
     """A worker of ``rows_of``: items from stdin, a frame of rows per chunk to stdout."""
-    items = _decode_items(sys.stdin.buffer.read())
+    chunk, items = _decode_task(sys.stdin.buffer.read())
     out = sys.stdout.buffer
-    for i in range(0, len(items), CHUNK):
-        frame = _encode(read_rows(items[i : i + CHUNK]))
+    for i in range(0, len(items), chunk):
+        frame = _encode(read_rows(items[i : i + chunk]))
         out.write(len(frame).to_bytes(4, "little") + frame)
         out.flush()
 
 
 def index_rows(index: Index, items: list[Item], progress: Callable[[int], None] | None) -> None:
-    """List every journal of ``items`` (session id, path, relative path), docs to follow."""
+    """List every journal of ``items`` (session id, path, relative path), docs to follow,
+    ``TX_ROWS`` rows per transaction."""
     n = 0
+    pending: list[Row] = []
     for rows, damaged in rows_of(items):
-        if rows:
-            index.apply_rows(rows)
+        pending += rows
         if damaged:
             index.apply_damaged(damaged)
-        n += len(rows) + len(damaged)
+            n += len(damaged)
+        if len(pending) >= TX_ROWS:
+            index.apply_rows(pending)
+            n, pending = n + len(pending), []
+            if progress is not None:
+                progress(n)
+    if pending:
+        index.apply_rows(pending)
         if progress is not None:
-            progress(n)
+            progress(n + len(pending))
 
 
 def fill_docs(index: Index, layout: Layout, stop: threading.Event | None = None) -> int:

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -87,7 +87,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS docs
 _COLUMNS = ("session_id", "started_at", "last_updated", "type", "pinned", "archived",
             "message_count", "title", "tags", "seq", "journal", "size", "summary")  # fmt: skip
 _UPSERT = (
-    f"INSERT INTO sessions ({', '.join(_COLUMNS)}) VALUES (:{', :'.join(_COLUMNS)}) "
+    f"INSERT INTO sessions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
     f"ON CONFLICT (session_id) DO UPDATE SET ({', '.join(_COLUMNS[1:])}) = "
     f"({', '.join('excluded.' + c for c in _COLUMNS[1:])}) RETURNING sid"
 )
@@ -101,9 +101,32 @@ _SID = "SELECT sid FROM sessions WHERE session_id = ? AND seq = ?"
 # store's start-up reconcile re-indexes every journal).
 SCHEMA_VERSION = 1 + zlib.crc32((_SCHEMA + repr(Summary.__struct_fields__)).encode()) % 2**30
 _encode = msgspec.msgpack.Encoder().encode
+_decode_tags = msgspec.msgpack.Decoder(list[str]).decode
+_TAGS: Final = 8  # positions in _COLUMNS (and in a Row)
+_SEQ: Final = 9
+_NO_TAGS = _encode([])
 _MESSAGE_EVENTS = (MessageAppended, MessageDelta, MessageCompleted, MessageEdited)
 _DEL, _INS = 0, 1
 _DocOp = tuple[int, tuple[Any, ...]]  # (_DEL, (lo, hi)) or (_INS, (rowid, title, body))
+
+
+# a ``sessions`` row without its sid, in _COLUMNS order (see list_row)
+Row = tuple[str, str, str, str, bool, bool, int, str, bytes, int, str, int, bytes]
+
+
+def list_row(summary: Summary, journal: str, size: int) -> Row:
+    """The ``sessions`` row of a session (``_COLUMNS`` order): plain values and bytes,
+    so a cold start's worker processes build it and this process only inserts it."""
+    s = summary
+    return (s.session_id, s.started_at, s.last_updated, s.type, s.pinned, s.archived,
+            s.message_count, s.title, _encode(sorted(set(s.tags))), s.seq, journal, size,
+            _encode(s))  # fmt: skip
+
+
+def _row_tags(row: Row) -> set[str]:
+    """The folded tags of a ``list_row`` (its tags column decoded)."""
+    blob = row[_TAGS]
+    return set() if blob == _NO_TAGS else folded_tags(_decode_tags(blob))
 
 
 def _default_journal(session: Session) -> str:
@@ -235,9 +258,8 @@ class Index:
         """Write the row and tags of a session; returns its sid. ``old`` is the row's
         (seq, title, tags, message_count) before, or None."""
         db = self._db
-        tags = _encode(sorted(set(summary.tags)))
-        row = msgspec.structs.asdict(summary)  # sqlite3 ignores the keys not in _UPSERT
-        row.update(tags=tags, journal=journal, size=size, summary=_encode(summary))
+        row = list_row(summary, journal, size)
+        tags = row[_TAGS]
         # fetchall, not fetchone: it resets the statement, so the cached one is reused
         sid: int = db.execute(_UPSERT, row).fetchall()[0][0]
         if old is None or old[2] != tags:
@@ -248,31 +270,21 @@ class Index:
             )
         return sid
 
-    def apply_rows(self, items: Iterable[tuple[Summary, str, int]]) -> None:
+    def apply_rows(self, rows: Sequence[Row]) -> None:
         """List sessions now and write their full-text docs later (``undocumented`` /
         ``write_docs``): a cold start of a large copied store lists every session in
-        seconds; search finds them as their docs are written. Items: (summary, journal
-        path relative to the data dir, journal size). A row that an append made newer
-        meanwhile is kept. Statements run per batch, not per row (this is the cold
-        start's one serial part)."""
-        rows = []
-        tagged: list[tuple[str, str, int]] = []
-        for summary, journal, size in items:
-            row = msgspec.structs.asdict(summary)  # sqlite3 ignores keys not in _UPSERT
-            row.update(
-                tags=_encode(sorted(set(summary.tags))),
-                journal=journal,
-                size=size,
-                summary=_encode(summary),
-            )
-            rows.append(row)
-            tagged.extend((t, summary.session_id, summary.seq) for t in folded_tags(summary.tags))
-        keys = [(r["session_id"], r["seq"]) for r in rows]
+        seconds; search finds them as their docs are written. ``rows`` are made by
+        ``list_row`` (in the cold start's worker processes). A row that an append made
+        newer meanwhile is kept. Statements run per batch, not per row: this is the cold
+        start's one serial part."""
+        keys = [(r[0], r[_SEQ]) for r in rows]  # (session_id, seq)
+        tagged = [(t, *key) for r, key in zip(rows, keys, strict=True) for t in _row_tags(r)]
         with self._lock, self._tx():
             db = self._db
             db.executemany(_UPSERT_ROW, rows)
             db.executemany(f"DELETE FROM tags WHERE sid = ({_SID})", keys)
-            db.executemany(f"INSERT OR IGNORE INTO tags SELECT sid, ? FROM ({_SID})", tagged)
+            if tagged:
+                db.executemany(f"INSERT OR IGNORE INTO tags SELECT sid, ? FROM ({_SID})", tagged)
             db.executemany(f"INSERT OR IGNORE INTO undocumented {_SID}", keys)
 
     def undocumented(self, after: int = 0, limit: int = 500) -> list[tuple[int, str, str, int]]:
