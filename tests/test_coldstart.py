@@ -93,6 +93,32 @@ def test_docs_written_later_stay_right_when_sessions_change_meanwhile(data_dir: 
 
 
 @pytest.mark.usefixtures("small_pool")
+def test_a_session_deleted_during_a_cold_start_does_not_come_back(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the cold start lists rows that workers read a moment earlier, thousands
+    per transaction; a session deleted in between was listed again, its journal gone,
+    until the next start."""
+    make_store(data_dir, 20)
+    with Store(data_dir, background=False, reconcile=False) as store:
+        apply_rows = store.index.apply_rows
+        deleted: list[str] = []
+
+        def delete_then_apply(rows: list[object]) -> None:
+            if not deleted:  # the rows of s0005 are read, then it is deleted
+                deleted.append("s0005")
+                store.delete("s0005")
+            apply_rows(rows)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store.index, "apply_rows", delete_then_apply)
+        store.reconcile()
+        assert deleted == ["s0005"]
+        listed = {s.session_id for s in store.list(ListRequest(limit=100)).sessions}
+        assert "s0005" not in listed and len(listed) == 20  # 19 + the damaged one
+        assert store.list(ListRequest(query="hello", limit=100)).total_sessions == 19
+
+
+@pytest.mark.usefixtures("small_pool")
 def test_many_journals_new_to_an_existing_index_are_listed_too(data_dir: Path) -> None:
     with Store(data_dir, background=False) as store:
         mine = store.start().session_id

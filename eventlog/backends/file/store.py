@@ -86,6 +86,8 @@ class Store(JournalCache, Watching, DerivedData):
         self._dirty_snap: dict[str, Journal] = {}
         self._watched: dict[str, int] = {}
         self._deleting: set[str] = set()  # deletes in progress here (see external_change)
+        # sessions deleted while a reconcile runs: it may list one it read just before
+        self._gone_in_reconcile: set[str] | None = None
         self._index_lock = threading.Lock()
         self.compact_lock = threading.Lock()
         self._closed = threading.Event()
@@ -290,6 +292,9 @@ class Store(JournalCache, Watching, DerivedData):
 
     def _announce_gone(self, session_id: str) -> None:
         """Drop the list row and tell listeners (our delete, or another process's)."""
+        with self._mu:
+            if self._gone_in_reconcile is not None:
+                self._gone_in_reconcile.add(session_id)
         self.index.remove(session_id)
         self.hub.emit(Lifecycle("session.deleted", session_id, None))
 
@@ -317,8 +322,18 @@ class Store(JournalCache, Watching, DerivedData):
         self, progress: Callable[[int], None] | None = None, *, docs_later: bool = False
     ) -> int:
         """Re-index sessions whose journal changed while nobody indexed it; drop gone ones
-        (see ``maintenance.reconcile``)."""
-        return maintenance.reconcile(self, progress, docs_later=docs_later)
+        (see ``maintenance.reconcile``). A session deleted meanwhile is dropped again at
+        the end: the reconcile may have read its journal before the delete and listed it
+        after (a cold start lists thousands of rows per transaction)."""
+        with self._mu:
+            self._gone_in_reconcile = set()
+        try:
+            return maintenance.reconcile(self, progress, docs_later=docs_later)
+        finally:
+            with self._mu:
+                gone, self._gone_in_reconcile = self._gone_in_reconcile, None
+            for sid in gone:
+                self.index.remove(sid)
 
     def is_open(self, session_id: str) -> bool:
         """Is the journal open here (so the index follows it on every append)?"""
