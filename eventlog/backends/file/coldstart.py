@@ -30,7 +30,7 @@ from ...errors import EventLogError, JournalCorrupt
 from ...fold import summary_of
 from ...model import Session, summarize
 from .checks import stand_in
-from .index import Row, list_row
+from .index_schema import Row, list_row
 from .scan import read_tail
 from .snapshot import load_cold
 

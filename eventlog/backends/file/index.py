@@ -20,113 +20,36 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Final
-
-import msgspec
+from typing import Any
 
 from ...events import Event, MessageAppended, MessageCompleted, MessageDelta, MessageEdited
 from ...model import Message, Session, Summary, summarize
 from ...requests import ListRequest
 from ...results import ListResult
 from . import listing
+from .index_schema import (
+    ROW_SID,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SEQ_AT,
+    TAGS_AT,
+    UPSERT,
+    UPSERT_ROW,
+    Row,
+    list_row,
+    row_tags,
+    statements,
+)
 from .listing import SLOT_BITS, folded_tags
 
 _REBUILD_BATCH = 2000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    sid INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE,
-    started_at TEXT NOT NULL, last_updated TEXT NOT NULL, type TEXT NOT NULL,
-    pinned INTEGER NOT NULL, archived INTEGER NOT NULL, message_count INTEGER NOT NULL,
-    title TEXT NOT NULL, tags BLOB NOT NULL, seq INTEGER NOT NULL, journal TEXT NOT NULL,
-    size INTEGER NOT NULL, summary BLOB NOT NULL
-);
--- the list order, for archived = 0/1 and for both (archived IS NULL in the request)
-CREATE INDEX IF NOT EXISTS sessions_order
-    ON sessions (archived, pinned DESC, last_updated DESC, session_id);
-CREATE INDEX IF NOT EXISTS sessions_order_all
-    ON sessions (pinned DESC, last_updated DESC, session_id);
--- covering indexes: aggregates and page keys over a date range read no table rows;
--- sessions_today / _this_week only touch the recent end of sessions_started
-CREATE INDEX IF NOT EXISTS sessions_started ON sessions
-    (archived, started_at, type, message_count, pinned, last_updated, session_id);
-CREATE INDEX IF NOT EXISTS sessions_updated
-    ON sessions (archived, last_updated, started_at, type, message_count);
--- tag is casefolded: "Work" and "work" are one tag (the summary keeps the spelling)
-CREATE TABLE IF NOT EXISTS tags (sid INTEGER, tag TEXT, PRIMARY KEY (sid, tag)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tags_by_tag ON tags (tag, sid);
-CREATE TABLE IF NOT EXISTS totals (
-    archived INTEGER, type TEXT, n INTEGER, messages INTEGER, PRIMARY KEY (archived, type)
-) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS sessions_ins AFTER INSERT ON sessions BEGIN
-    INSERT INTO totals VALUES (new.archived, new.type, 1, new.message_count)
-    ON CONFLICT DO UPDATE SET n = n + 1, messages = messages + excluded.messages;
-END;
-CREATE TRIGGER IF NOT EXISTS sessions_del AFTER DELETE ON sessions BEGIN
-    UPDATE totals SET n = n - 1, messages = messages - old.message_count
-    WHERE archived = old.archived AND type = old.type;
-END;
-CREATE TRIGGER IF NOT EXISTS sessions_upd AFTER UPDATE OF archived, type, message_count
-ON sessions BEGIN
-    UPDATE totals SET n = n - 1, messages = messages - old.message_count
-    WHERE archived = old.archived AND type = old.type;
-    INSERT INTO totals VALUES (new.archived, new.type, 1, new.message_count)
-    ON CONFLICT DO UPDATE SET n = n + 1, messages = messages + excluded.messages;
-END;
--- sessions whose full-text docs are not written yet (a large cold start lists them
--- first and fills their docs after; see Index.apply_rows)
-CREATE TABLE IF NOT EXISTS undocumented (sid INTEGER PRIMARY KEY);
-CREATE VIRTUAL TABLE IF NOT EXISTS docs
-    USING fts5 (title, body, tokenize = 'unicode61 remove_diacritics 2');
-"""
-
-_COLUMNS = ("session_id", "started_at", "last_updated", "type", "pinned", "archived",
-            "message_count", "title", "tags", "seq", "journal", "size", "summary")  # fmt: skip
-_UPSERT = (
-    f"INSERT INTO sessions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
-    f"ON CONFLICT (session_id) DO UPDATE SET ({', '.join(_COLUMNS[1:])}) = "
-    f"({', '.join('excluded.' + c for c in _COLUMNS[1:])}) RETURNING sid"
-)
-# a list row without docs (apply_rows): kept if an append made it newer meanwhile
-_UPSERT_ROW = _UPSERT.replace(" RETURNING sid", " WHERE excluded.seq >= sessions.seq")
-# the sid of a row apply_rows wrote (not one an append made newer)
-_SID = "SELECT sid FROM sessions WHERE session_id = ? AND seq = ?"
-
-# Any change to the schema or to Summary (stored as msgpack) changes this, and an index
-# file written under another version is dropped on open (stored() is then empty, so the
-# store's start-up reconcile re-indexes every journal).
-SCHEMA_VERSION = 1 + zlib.crc32((_SCHEMA + repr(Summary.__struct_fields__)).encode()) % 2**30
-_encode = msgspec.msgpack.Encoder().encode
-_decode_tags = msgspec.msgpack.Decoder(list[str]).decode
-_TAGS: Final = 8  # positions in _COLUMNS (and in a Row)
-_SEQ: Final = 9
-_NO_TAGS = _encode([])
 _MESSAGE_EVENTS = (MessageAppended, MessageDelta, MessageCompleted, MessageEdited)
 _DEL, _INS = 0, 1
 _DocOp = tuple[int, tuple[Any, ...]]  # (_DEL, (lo, hi)) or (_INS, (rowid, title, body))
-
-
-# a ``sessions`` row without its sid, in _COLUMNS order (see list_row)
-Row = tuple[str, str, str, str, bool, bool, int, str, bytes, int, str, int, bytes]
-
-
-def list_row(summary: Summary, journal: str, size: int) -> Row:
-    """The ``sessions`` row of a session (``_COLUMNS`` order): plain values and bytes,
-    so a cold start's worker processes build it and this process only inserts it."""
-    s = summary
-    return (s.session_id, s.started_at, s.last_updated, s.type, s.pinned, s.archived,
-            s.message_count, s.title, _encode(sorted(set(s.tags))), s.seq, journal, size,
-            _encode(s))  # fmt: skip
-
-
-def _row_tags(row: Row) -> set[str]:
-    """The folded tags of a ``list_row`` (its tags column decoded)."""
-    blob = row[_TAGS]
-    return set() if blob == _NO_TAGS else folded_tags(_decode_tags(blob))
 
 
 def _default_journal(session: Session) -> str:
@@ -157,7 +80,7 @@ class Index:
             for name in ("docs", "undocumented", "totals", "tags", "sessions"):
                 self._db.execute(f"DROP TABLE IF EXISTS {name}")
         # not executescript: it would COMMIT the transaction we are in
-        for stmt in _statements(_SCHEMA):
+        for stmt in statements(SCHEMA):
             self._db.execute(stmt)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -259,9 +182,9 @@ class Index:
         (seq, title, tags, message_count) before, or None."""
         db = self._db
         row = list_row(summary, journal, size)
-        tags = row[_TAGS]
+        tags = row[TAGS_AT]
         # fetchall, not fetchone: it resets the statement, so the cached one is reused
-        sid: int = db.execute(_UPSERT, row).fetchall()[0][0]
+        sid: int = db.execute(UPSERT, row).fetchall()[0][0]
         if old is None or old[2] != tags:
             if old is not None:
                 db.execute("DELETE FROM tags WHERE sid = ?", (sid,))
@@ -277,15 +200,15 @@ class Index:
         ``list_row`` (in the cold start's worker processes). A row that an append made
         newer meanwhile is kept. Statements run per batch, not per row: this is the cold
         start's one serial part."""
-        keys = [(r[0], r[_SEQ]) for r in rows]  # (session_id, seq)
-        tagged = [(t, *key) for r, key in zip(rows, keys, strict=True) for t in _row_tags(r)]
+        keys = [(r[0], r[SEQ_AT]) for r in rows]  # (session_id, seq)
+        tagged = [(t, *key) for r, key in zip(rows, keys, strict=True) for t in row_tags(r)]
         with self._lock, self._tx():
             db = self._db
-            db.executemany(_UPSERT_ROW, rows)
-            db.executemany(f"DELETE FROM tags WHERE sid = ({_SID})", keys)
+            db.executemany(UPSERT_ROW, rows)
+            db.executemany(f"DELETE FROM tags WHERE sid = ({ROW_SID})", keys)
             if tagged:
-                db.executemany(f"INSERT OR IGNORE INTO tags SELECT sid, ? FROM ({_SID})", tagged)
-            db.executemany(f"INSERT OR IGNORE INTO undocumented {_SID}", keys)
+                db.executemany(f"INSERT OR IGNORE INTO tags SELECT sid, ? FROM ({ROW_SID})", tagged)
+            db.executemany(f"INSERT OR IGNORE INTO undocumented {ROW_SID}", keys)
 
     def undocumented(self, after: int = 0, limit: int = 500) -> list[tuple[int, str, str, int]]:
         """(sid, session_id, journal, seq) of sessions whose docs are still to write,
@@ -438,12 +361,3 @@ def _locate(messages: list[Message], ids: set[str]) -> Iterator[tuple[int, Messa
         if m.message_id in left:
             left.discard(m.message_id)
             yield pos, m
-
-
-def _statements(sql: str) -> Iterator[str]:
-    buf = ""
-    for line in sql.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            yield buf
-            buf = ""
