@@ -1,10 +1,11 @@
 """The items of a large JSON array, one at a time, in bounded memory.
 
-msgspec decodes each item (about twice as fast as ijson's C backend builds the same
+msgspec decodes each item (about 1.7x faster than ijson's C backend builds the same
 objects): a skip pass (``Raw``: validates, builds nothing) finds where the item ends,
 then the item alone is decoded. Where msgspec refuses anything (malformed or cut-short
 JSON, a lone surrogate, an item too large to buffer), ijson takes over from that item
-on, so the values yielded and the errors raised are ijson's, as before.
+on, so the values yielded and the errors raised are ijson's, as before (but integers
+beyond 64 bits, which yajl refuses as an overflow, are read).
 """
 
 from __future__ import annotations
