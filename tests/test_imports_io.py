@@ -84,6 +84,20 @@ async def test_a_malformed_file_names_the_file_and_place_and_writes_nothing(
     assert (await backend.list(ListRequest())).total_sessions == 0
 
 
+async def test_the_index_holds_the_exact_size_of_each_imported_journal(tmp_path: Path) -> None:
+    """The import gives the index each journal's size from the bytes it wrote (no stat);
+    a wrong size would make every start re-read and re-index the journal."""
+    b = FileBackend(tmp_path / "data")
+    try:
+        report = await run_import(b, write(tmp_path / "c.json", fx.chatgpt_bulk(12)))
+        stored = b.store.index.stored()
+        assert sorted(stored) == sorted(report.imported)
+        for sid, (_, size) in stored.items():
+            assert size == Path(b.store.path_of(sid)).stat().st_size
+    finally:
+        await b.close()
+
+
 async def test_a_zip_without_conversations_is_refused(backend: Backend, tmp_path: Path) -> None:
     z = write(tmp_path / "photos.zip", fx.zip_export({"a.txt": b"x"}))
     with pytest.raises(ImportFailed, match=r"holds no conversations\.json"):
