@@ -63,6 +63,8 @@ async def test_a_five_megabyte_export(backend: Backend, tmp_path: Path) -> None:
             "conversation 2: the JSON is malformed",
         ),
         (b"[1, 2]", "conversation 1: expected a conversation object"),
+        # a lone low surrogate: yajl raised UnicodeDecodeError, which escaped as a crash
+        (b'[{"mapping": {}, "id": "ok"}, {"title": "\\udc00"}]', "conversation 2: the JSON is malformed"),
         (b'[{"title": "x"}]', "conversation 1: not a ChatGPT"),
         (b'[{"mapping": [1], "id": "c9"}]', "conversation 1 (id c9): `mapping` is not an object"),
         (b"hello", "the first byte: expected JSON"),
@@ -80,6 +82,20 @@ async def test_a_malformed_file_names_the_file_and_place_and_writes_nothing(
     assert e.value.message.startswith(f"cannot import {bad.name}: {where}"), e.value.message
     assert "Nothing was imported" in e.value.message
     assert (await backend.list(ListRequest())).total_sessions == 0
+
+
+async def test_the_index_holds_the_exact_size_of_each_imported_journal(tmp_path: Path) -> None:
+    """The import gives the index each journal's size from the bytes it wrote (no stat);
+    a wrong size would make every start re-read and re-index the journal."""
+    b = FileBackend(tmp_path / "data")
+    try:
+        report = await run_import(b, write(tmp_path / "c.json", fx.chatgpt_bulk(12)))
+        stored = b.store.index.stored()
+        assert sorted(stored) == sorted(report.imported)
+        for sid, (_, size) in stored.items():
+            assert size == Path(b.store.path_of(sid)).stat().st_size
+    finally:
+        await b.close()
 
 
 async def test_a_zip_without_conversations_is_refused(backend: Backend, tmp_path: Path) -> None:

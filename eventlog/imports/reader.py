@@ -2,8 +2,8 @@
 
 Accepts a ChatGPT or Claude.ai export (``conversations.json``, ChatGPT's split
 ``conversations-NNN.json``, or the downloaded ``.zip``), an Open WebUI chat export (one
-chat object or a list), and our own ``events`` export (JSONL). JSON is read with a
-streaming parser one conversation at a time, so memory stays flat for any file size.
+chat object or a list), and our own ``events`` export (JSONL). JSON is read one
+conversation at a time (``stream.array_items``), so memory stays flat for any file size.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import msgspec
 from . import chatgpt, claude, openwebui
 from .conversation import Conversation, Tally
 from .errors import ImportFailed, Malformed
+from .stream import array_items
 
 PARSERS = (
     ("ChatGPT", chatgpt.is_chatgpt, chatgpt.parse),
@@ -113,13 +114,17 @@ def _json(f: IO[bytes], name: str, tally: Tally, tick: Callable[[], None]) -> It
         raise ImportFailed(name, "the first byte", f"expected JSON (`[` or `{{`), found {first!r}")
     n = 0
     try:
-        for n, item in enumerate(ijson.items(f, prefix, use_float=True), 1):
+        items = array_items(f) if prefix else ijson.items(f, prefix, use_float=True)
+        for n, item in enumerate(items, 1):
             conv = _conversation(item, n, name, tally)
             if conv is not None:
                 yield "conversation", conv
             tick()
-    except ijson.JSONError as e:
-        detail = " ".join(str(e).split("\n")[0].split())  # yajl adds a drawing of the spot
+    except (ijson.JSONError, UnicodeDecodeError) as e:  # the latter: yajl on "\\udc00"
+        said = e.args[0] if isinstance(e, ijson.JSONError) and e.args else str(e)
+        if isinstance(said, bytes):  # yajl's message, when the spot is not UTF-8
+            said = said.decode("utf-8", "replace")
+        detail = " ".join(str(said).split("\n")[0].split())  # yajl adds a drawing of the spot
         where = f"conversation {n + 1}" if prefix else "the chat object"
         raise ImportFailed(name, where, f"the JSON is malformed or cut short ({detail})") from None
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ...errors import InvalidRequest, SessionExists
-from ...events import Event, SessionStarted, encode_line
+from ...events import Event, SessionStarted, encode_line, encoder
 from ...fold import fold
 from ...formats import parse_events
 from ...model import summarize
@@ -58,8 +58,9 @@ def import_sessions(
             store.delete(sid)
             out.replaced.append(sid)
         sessions[sid] = events
-    written = _write_batch(sessions, store.layout)
-    _adopt(store, sessions, written)
+    data = {sid: encoder.encode_lines(evs) for sid, evs in sessions.items()}
+    written = _write_batch(sessions, data, store.layout)
+    _adopt(store, sessions, written, {sid: len(b) for sid, b in data.items()})
     out.imported = [sid for sid, _ in written]
     out.skipped += [sid for sid in sessions if sid not in set(out.imported)]
     return out
@@ -81,13 +82,19 @@ def _exists(store: Store, sid: str, events: list[Event]) -> bool:
         return False
 
 
-def _adopt(store: Store, sessions: dict[str, list[Event]], written: list[tuple[str, str]]) -> None:
-    """Open, index and announce freshly written journals."""
+def _adopt(
+    store: Store,
+    sessions: dict[str, list[Event]],
+    written: list[tuple[str, str]],
+    sizes: dict[str, int] | None = None,
+) -> None:
+    """Open, index and announce freshly written journals (``sizes``: their lengths in
+    bytes, if known; else each is a stat)."""
     items = []
     for sid, path in written:
         store.adopt(sid, path)
         session = fold(sid, sessions[sid])
-        size = os.stat(path).st_size
+        size = sizes[sid] if sizes is not None else os.stat(path).st_size
         items.append((session, sessions[sid], store.layout.relative(path), size))
     store.index.apply(items)
     for session, _, _, _ in items:
@@ -97,7 +104,9 @@ def _adopt(store: Store, sessions: dict[str, list[Event]], written: list[tuple[s
 SYNC_THREADS = 32
 
 
-def _write_batch(sessions: dict[str, list[Event]], layout: Layout) -> list[tuple[str, str]]:
+def _write_batch(
+    sessions: dict[str, list[Event]], data: dict[str, bytes], layout: Layout
+) -> list[tuple[str, str]]:
     """Like ``_write_journals`` for many sessions at once, skipping one that appears
     meanwhile: each journal is still written to a temp file and fsynced before it is
     linked in, and every folder fsynced after, but the fsyncs run side by side in
@@ -106,13 +115,13 @@ def _write_batch(sessions: dict[str, list[Event]], layout: Layout) -> list[tuple
     for sid, evs in sessions.items():
         date = evs[0].ts[:10]
         layout.ensure_date_dir(date)
-        jobs.append((sid, layout.journal_path(date, sid), evs))
+        jobs.append((sid, layout.journal_path(date, sid), data[sid]))
     if not jobs:
         return []
 
-    def temp(job: tuple[str, str, list[Event]]) -> str | BaseException:
+    def temp(job: tuple[str, str, bytes]) -> str | BaseException:
         try:
-            return write_temp(job[1], "import", b"".join(encode_line(e) for e in job[2]))
+            return write_temp(job[1], "import", job[2])
         except Exception as e:  # collected: the others' temp files must go too
             return e
 
