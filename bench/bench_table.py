@@ -55,6 +55,7 @@ from common import (  # noqa: E402
     rss_mib,
     serve,
     start_sessions,
+    wait_healthy,
     ws_load,
 )
 from foreign_store import write_foreign_store  # noqa: E402
@@ -243,16 +244,9 @@ async def rows_5_6(b: Bench, tmp: Path) -> None:
     # not pinned: the index build may use every CPU (the load generator only polls)
     srv = b.sessionlog(str(store), "--fsync", "never", "--compact-interval", "0", cpu=None)
     try:
+        await wait_healthy(srv.url, interval=0.005)
+        healthy = time.perf_counter() - t0
         async with aiohttp.ClientSession() as http:
-            while True:
-                try:
-                    async with http.get(f"{srv.url}api/health") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.005)
-            healthy = time.perf_counter() - t0
             total, last_change = -1, time.perf_counter()
             while total != n:
                 async with http.post(f"{srv.url}api/sessions/list", json={"limit": 1}) as r:

@@ -173,7 +173,8 @@ def echo_server(uvloop: bool = False, **child: Any) -> Child:
     return Child(args + (["--uvloop"] if uvloop else []), **child)
 
 
-async def wait_healthy(base: str, timeout: float = 600) -> None:
+async def wait_healthy(base: str, timeout: float = 600, interval: float = 0.01) -> None:
+    """Poll ``/api/health`` every ``interval`` seconds until it answers 200."""
     deadline = time.perf_counter() + timeout
     async with aiohttp.ClientSession() as http:
         while time.perf_counter() < deadline:
@@ -183,7 +184,7 @@ async def wait_healthy(base: str, timeout: float = 600) -> None:
                         return
             except aiohttp.ClientError:
                 pass
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(interval)
     raise RuntimeError("server never became healthy")
 
 
