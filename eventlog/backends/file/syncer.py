@@ -12,7 +12,6 @@ disk allows.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import threading
 
@@ -38,6 +37,12 @@ class LoopSyncer:
         # notify costs tens); None tells a thread to stop
         self._todo: queue.SimpleQueue[Journal | None] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # fsyncs that finished since the loop was last woken for them: threads that
+        # finish meanwhile add theirs to the wake-up already on its way (one self-pipe
+        # write and one loop wake-up for many journals)
+        self._finished: list[tuple[Journal, Exception | None]] = []
+        self._finished_lock = threading.Lock()
+        self._wake_pending = False
         self._threads = [
             threading.Thread(target=self._work, name=f"eventlog-fsync-{i}", daemon=True)
             for i in range(threads)
@@ -92,10 +97,24 @@ class LoopSyncer:
                     done.append((journal, None))
                 except Exception as e:  # a StorageError: the journal is poisoned
                     done.append((journal, e))
-            if loop is not None and not loop.is_closed():
-                # RuntimeError: the loop closed meanwhile, and nobody waits any more
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._synced, done)
+            if loop is None or loop.is_closed():
+                continue
+            with self._finished_lock:
+                self._finished += done
+                if self._wake_pending:
+                    continue
+                self._wake_pending = True
+            try:
+                loop.call_soon_threadsafe(self._take_finished)
+            except RuntimeError:  # the loop closed meanwhile: nobody waits any more
+                with self._finished_lock:
+                    self._wake_pending = False
+
+    def _take_finished(self) -> None:
+        with self._finished_lock:
+            done, self._finished = self._finished, []
+            self._wake_pending = False
+        self._synced(done)
 
     def _synced(self, done: list[tuple[Journal, Exception | None]]) -> None:
         for journal, err in done:
