@@ -3,10 +3,10 @@
 An append written on the loop (``Journal.try_write``) awaits ``LoopSyncer.durable``.
 Each journal has at most one fsync queued or running on its behalf; appends written
 meanwhile wait for the next one (group commit). A thread takes its share of the
-journals queued so far, fsyncs each (``Journal.make_durable``) and wakes the loop
-once per share, which publishes what became durable and answers the writers: one
-session's burst costs one hand-off, and many sessions' fsyncs run side by side, as the
-disk allows.
+journals queued so far, fsyncs each (``Journal.make_durable``) and hands the share to
+the loop, which publishes what became durable and answers the writers; shares that
+finish while a wake-up of the loop is pending go with it. One session's burst costs one
+hand-off, and many sessions' fsyncs run side by side, as the disk allows.
 """
 
 from __future__ import annotations
