@@ -9,7 +9,6 @@ import asyncio
 import os
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from eventlog.backends.file.priority import demote_this_thread, demote_threads_named
 from eventlog.backends.file.store import Store
 
+from .browser_helpers import wait_until
 from .served import ThreadedServer
 
 pytestmark = pytest.mark.skipif(
@@ -38,15 +38,6 @@ def threads_named(prefix: str) -> set[int]:
         except OSError:
             continue
     return found
-
-
-def wait_for(predicate, seconds: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_a_demoted_thread_runs_as_batch_and_the_caller_is_left_alone() -> None:
@@ -74,7 +65,7 @@ def test_the_store_background_thread_is_batch(tmp_path: Path) -> None:
         ids = {t.name: t.native_id for t in threading.enumerate()}
         tid = ids["eventlog"]
         assert tid is not None
-        assert wait_for(lambda: policy(tid) == os.SCHED_BATCH)
+        wait_until(lambda: policy(tid) == os.SCHED_BATCH, timeout=30, what="a batch thread")
     finally:
         store.close()
 
@@ -97,10 +88,14 @@ def test_the_servers_file_watcher_thread_is_batch(tmp_path: Path) -> None:
     before = threads_named("notify-rs")
     server = ThreadedServer(tmp_path)
     try:
-        assert wait_for(lambda: bool(threads_named("notify-rs") - before))
+        wait_until(lambda: threads_named("notify-rs") - before, timeout=30, what="the watcher")
         new = threads_named("notify-rs") - before
-        assert wait_for(
-            lambda: all(policy(t) == os.SCHED_BATCH for t in new if t in threads_named("notify-rs"))
+        wait_until(
+            lambda: all(
+                policy(t) == os.SCHED_BATCH for t in new if t in threads_named("notify-rs")
+            ),
+            timeout=30,
+            what="the watcher's thread demoted",
         )
         assert policy(0) == os.SCHED_OTHER  # the test's own thread is untouched
     finally:
