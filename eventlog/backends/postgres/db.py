@@ -90,6 +90,8 @@ class Database:
         self.url = url
         self._min, self._max = min_size, max_size
         self.pool: asyncpg.Pool | None = None
+        # idle connections of ``kept``: outside the pool, for a hot path's own use
+        self._kept: list[asyncpg.Connection] = []
 
     def _settings(self) -> dict[str, Any]:
         return {
@@ -140,23 +142,28 @@ class Database:
             with translated(doing):
                 yield c
         except Unavailable as e:
-            if connection_lost(e) and self.pool is not None:
-                # a restart or failover ended the idle connections too: the pool opens
-                # new ones on the next acquires instead of handing out dead ones
-                await self.pool.expire_connections()
+            if connection_lost(e):
+                await self._lost()
             raise
         finally:
             await self._release(c)
 
+    async def _lost(self) -> None:
+        """A connection died: a restart or failover ended the idle ones too. The pool
+        opens new ones on its next acquires, and ``kept`` too, instead of handing out
+        dead ones."""
+        while self._kept:
+            self._kept.pop().terminate()
+        if self.pool is not None:
+            await self.pool.expire_connections()
+
     @contextlib.asynccontextmanager
-    async def kept(
-        self, idle: list[asyncpg.Connection], doing: str
-    ) -> AsyncIterator[asyncpg.Connection]:
-        """A connection that a hot path keeps between uses, of its own, outside the pool
-        (a pooled connection's acquire, release and proxy cost more CPU than the
-        statement): one of ``idle``, or a new one. After a clean use it goes back to
-        ``idle``; after a failure it is closed (it may be dead, or mid-transaction)."""
-        c = idle.pop() if idle else None
+    async def kept(self, doing: str) -> AsyncIterator[asyncpg.Connection]:
+        """A connection that a hot path keeps between uses, outside the pool (a pooled
+        connection's acquire, release and proxy cost more CPU than the statement): an
+        idle kept one, or a new one. After a clean use it is kept; after a failure it is
+        closed (it may be dead, or mid-transaction)."""
+        c = self._kept.pop() if self._kept else None
         if c is None or c.is_closed():
             try:
                 c = await asyncpg.connect(self.url, timeout=30, **self._settings())
@@ -168,22 +175,14 @@ class Database:
                 yield c
             clean = True
         except Unavailable as e:
-            if connection_lost(e):  # a restart or failover: the idle ones are gone too
-                while idle:
-                    idle.pop().terminate()
+            if connection_lost(e):
+                await self._lost()
             raise
         finally:
             if clean and not c.is_closed() and not c.is_in_transaction():
-                idle.append(c)
+                self._kept.append(c)
             else:
                 c.terminate()
-
-    async def give_back(self, idle: list[asyncpg.Connection]) -> None:
-        """Close kept connections."""
-        while idle:
-            c = idle.pop()
-            with contextlib.suppress(*_GONE, asyncpg.PostgresError):
-                await c.close(timeout=5)
 
     async def read(self, doing: str, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Run an idempotent read; once more on a fresh connection if the first was dead
@@ -218,6 +217,11 @@ class Database:
         return [decoder.decode(r[0]) for r in rows]
 
     async def close(self) -> None:
+        """Close the kept connections and the pool (calls in flight should be done)."""
+        while self._kept:
+            c = self._kept.pop()
+            with contextlib.suppress(*_GONE, asyncpg.PostgresError):
+                await c.close(timeout=5)
         if self.pool is not None:
             pool, self.pool = self.pool, None
             await pool.close()

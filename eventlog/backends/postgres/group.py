@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
 import msgspec
 
 from .db import Database
@@ -75,8 +74,6 @@ class GroupCommit:
         self._in_flight = 0
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
-        # connections of its own, kept between calls (at most MAX_IN_FLIGHT, beside the pool)
-        self._idle: list[asyncpg.Connection] = []
         self.calls = 0  # batches sent (tests check that writes share them)
 
     async def write(self, w: SessionWrite) -> int:
@@ -105,7 +102,8 @@ class GroupCommit:
     async def _send(self, batch: list[tuple[SessionWrite, asyncio.Future[int]]]) -> None:
         batch.sort(key=lambda b: b[0].sid)
         try:
-            async with self._db.kept(self._idle, "appending") as c:
+            # a connection kept between calls, beside the pool (at most MAX_IN_FLIGHT)
+            async with self._db.kept("appending") as c:
                 found = await c.fetchval(
                     "SELECT sessionlog_write_batch($1::jsonb)",
                     _encode([w for w, _ in batch]).decode(),
@@ -126,7 +124,6 @@ class GroupCommit:
             self._kick()
 
     async def close(self) -> None:
-        """Wait for the calls in flight, then close the kept connections."""
+        """Wait for the calls in flight (before the database closes their connections)."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._db.give_back(self._idle)
