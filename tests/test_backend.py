@@ -42,6 +42,9 @@ async def open_session(b: FileBackend) -> str:
 
 
 def wrap_fdatasync(monkeypatch: pytest.MonkeyPatch, around: Callable[[int], None]) -> None:
+    """Also turns off the filesystem-wide flush (``syncfs``, tests/test_fsflush.py), so
+    every journal gets its own fdatasync: the path without it, and after one fails."""
+    monkeypatch.setattr(syscalls, "syncfs", None)
     monkeypatch.setattr(syscalls, "fdatasync", around)
 
 

@@ -32,6 +32,7 @@ from ...requests import (
 )
 from ...results import ImportOutcome, ListResult, LoadResult
 from .durability import FsyncPolicy
+from .fsflush import FsFlush
 from .journal import Call, Journal
 from .priority import demote_this_thread
 from .store import Store
@@ -60,7 +61,7 @@ class FileBackend(RequestWrites):
         self._compactor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="eventlog-compact", initializer=demote_this_thread
         )
-        self._syncer = LoopSyncer()
+        self._syncer = LoopSyncer(FsFlush(self.store.layout.sessions))
         self._batches: dict[str, builtins.list[tuple[Build, asyncio.Future[Any]]]] = {}
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:

@@ -107,6 +107,30 @@ class GroupCommit:
                     cond.wait()
             return st.durable
 
+    def flush_target(self) -> int:
+        """For a flush of the whole filesystem about to start (``FsFlush``): the offset
+        it will make durable. Raises the journal's StorageError if an fsync of it
+        already failed (or a test injects one here)."""
+        with self._cond:
+            if self._sync.failed is not None:
+                raise self._sync.failed
+            target = self._sync.written
+        try:
+            faults.reach("journal.fsync")
+        except OSError as e:
+            with self._cond:
+                self._sync.failed = self._fsync_failed(e)
+                self._cond.notify_all()
+                raise self._sync.failed from e
+        return target
+
+    def flushed(self, target: int) -> None:
+        """A filesystem flush that began once ``target`` was written succeeded."""
+        with self._cond:
+            self._sync.durable = max(self._sync.durable, target)
+            faults.reach("journal.after_fsync")
+            self._cond.notify_all()
+
     def publish_durable(self) -> None:
         """Publish, in order, what is durable and not published yet."""
         with self._cond:

@@ -107,7 +107,8 @@ class Journal(GroupCommit, OlderState, SessionState):
         except FileNotFoundError:
             raise SessionNotFound(session_id) from None
         try:
-            self.ino = os.fstat(self.fd).st_ino
+            st = os.fstat(self.fd)
+            self.ino, self.dev = st.st_ino, st.st_dev
             if ids is not None and resume_after is None:
                 self._start_from_snapshot(ids)
             with self._flocked():

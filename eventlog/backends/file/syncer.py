@@ -7,6 +7,11 @@ journals queued so far, fsyncs each (``Journal.make_durable``) and hands the sha
 the loop, which publishes what became durable and answers the writers; shares that
 finish while a wake-up of the loop is pending go with it. One session's burst costs one
 hand-off, and many sessions' fsyncs run side by side, as the disk allows.
+
+Where the whole filesystem can be flushed at once (``FsFlush``), one more thread takes
+every journal queued and flushes them all with one ``syncfs`` (group commit across
+sessions); the others then only fdatasync what it passes on: journals on another
+filesystem, and everything while flushes are slow or after one failed.
 """
 
 from __future__ import annotations
@@ -14,8 +19,35 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
+from collections.abc import Callable
 
+from ...errors import StorageError
+from .fsflush import FsFlush
 from .journal import Journal
+
+Done = list[tuple[Journal, Exception | None]]
+
+
+def _take(
+    todo: queue.SimpleQueue[Journal | None], more: Callable[[int], int]
+) -> list[Journal] | None:
+    """The next journal (waiting for one) and up to ``more(queued)`` of those queued
+    behind it; None: stop."""
+    first = todo.get()
+    if first is None:
+        return None
+    batch = [first]
+    for _ in range(more(todo.qsize())):
+        try:
+            nxt = todo.get_nowait()
+        except queue.Empty:
+            break
+        if nxt is None:  # closing: let the other threads see it too
+            todo.put(None)
+            break
+        batch.append(nxt)
+    return batch
 
 
 class _Waiting:
@@ -31,23 +63,31 @@ class _Waiting:
 class LoopSyncer:
     """fsyncs journals for one event loop; ``close`` stops its threads."""
 
-    def __init__(self, threads: int = 16) -> None:
+    def __init__(self, flush: FsFlush | None = None, threads: int = 16) -> None:
+        self._flush = flush if flush is not None and flush.usable() else None
         self._waiting: dict[Journal, _Waiting] = {}
         # SimpleQueue: a put from the loop costs well under a microsecond (a Condition's
         # notify costs tens); None tells a thread to stop
         self._todo: queue.SimpleQueue[Journal | None] = queue.SimpleQueue()
+        # what the flushing thread passes on to the fdatasync threads
+        self._each = self._todo if self._flush is None else queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         # fsyncs that finished since the loop was last woken for them: threads that
         # finish meanwhile add theirs to the wake-up already on its way (one self-pipe
         # write and one loop wake-up for many journals)
-        self._finished: list[tuple[Journal, Exception | None]] = []
+        self._finished: Done = []
         self._finished_lock = threading.Lock()
         self._wake_pending = False
-        self._threads = [
+        self._workers = [
             threading.Thread(target=self._work, name=f"eventlog-fsync-{i}", daemon=True)
             for i in range(threads)
         ]
-        for t in self._threads:
+        self._leader: threading.Thread | None = None
+        if self._flush is not None:
+            self._leader = threading.Thread(target=self._lead, name="eventlog-fsync-all")
+            self._leader.daemon = True
+            self._leader.start()
+        for t in self._workers:
             t.start()
 
     async def durable(self, journal: Journal, end: int) -> None:
@@ -71,44 +111,74 @@ class LoopSyncer:
         self._todo.put(journal)
 
     def _work(self) -> None:
+        """fdatasync journals one by one, a share of those queued at a time (so idle
+        threads fsync other journals meanwhile: the disk runs them in parallel)."""
         while True:
-            first = self._todo.get()
-            if first is None:
+            batch = _take(self._each, lambda queued: queued // len(self._workers))
+            if batch is None:
                 return
-            # a share of what is queued, so idle threads fsync other journals at the
-            # same time (the disk runs fsyncs of different files in parallel)
-            batch = [first]
-            for _ in range(self._todo.qsize() // len(self._threads)):
-                try:
-                    more = self._todo.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:  # closing: let the others see it too
-                    self._todo.put(None)
-                    break
-                batch.append(more)
-            loop = self._loop
-            done: list[tuple[Journal, Exception | None]] = []
+            self._hand_over(self._fdatasync_each(batch))
+
+    def _lead(self) -> None:
+        """Flush every journal queued with one ``syncfs``; pass the rest on."""
+        flush = self._flush
+        assert flush is not None
+        while True:
+            batch = _take(self._todo, lambda queued: queued)
+            if batch is None:
+                return
+            if flush.usable():
+                mine = [j for j in batch if j.dev == flush.dev]
+                if mine:
+                    self._hand_over(self._flush_together(flush, mine))
+                    batch = [j for j in batch if j.dev != flush.dev]
             for journal in batch:
-                try:
-                    # everything written so far; published by _synced on the loop, so
-                    # this thread needs the GIL once more per batch, for the hand-off
-                    journal.make_durable(journal.written_offset)
-                    done.append((journal, None))
-                except Exception as e:  # a StorageError: the journal is poisoned
-                    done.append((journal, e))
-            if loop is None or loop.is_closed():
-                continue
-            with self._finished_lock:
-                self._finished += done
-                if self._wake_pending:
-                    continue
-                self._wake_pending = True
+                self._each.put(journal)
+
+    def _flush_together(self, flush: FsFlush, journals: list[Journal]) -> Done:
+        done: Done = []
+        targets: list[tuple[Journal, int]] = []
+        for journal in journals:
             try:
-                loop.call_soon_threadsafe(self._take_finished)
-            except RuntimeError:  # the loop closed meanwhile: nobody waits any more
-                with self._finished_lock:
-                    self._wake_pending = False
+                targets.append((journal, journal.flush_target()))
+            except StorageError as e:  # its earlier fsync failed: the journal is poisoned
+                done.append((journal, e))
+        if flush.flush(len(targets)):
+            for journal, target in targets:
+                journal.flushed(target)
+                done.append((journal, None))
+            return done
+        return done + self._fdatasync_each([j for j, _ in targets])
+
+    def _fdatasync_each(self, journals: list[Journal]) -> Done:
+        done: Done = []
+        for journal in journals:
+            t0 = time.monotonic()
+            try:
+                # everything written so far; published by _synced on the loop, so
+                # this thread needs the GIL once more per batch, for the hand-off
+                journal.make_durable(journal.written_offset)
+                done.append((journal, None))
+            except Exception as e:  # a StorageError: the journal is poisoned
+                done.append((journal, e))
+            if self._flush is not None:
+                self._flush.note_fdatasync(time.monotonic() - t0)
+        return done
+
+    def _hand_over(self, done: Done) -> None:
+        loop = self._loop
+        if not done or loop is None or loop.is_closed():
+            return
+        with self._finished_lock:
+            self._finished += done
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        try:
+            loop.call_soon_threadsafe(self._take_finished)
+        except RuntimeError:  # the loop closed meanwhile: nobody waits any more
+            with self._finished_lock:
+                self._wake_pending = False
 
     def _take_finished(self) -> None:
         with self._finished_lock:
@@ -116,7 +186,7 @@ class LoopSyncer:
             self._wake_pending = False
         self._synced(done)
 
-    def _synced(self, done: list[tuple[Journal, Exception | None]]) -> None:
+    def _synced(self, done: Done) -> None:
         for journal, err in done:
             journal.publish_durable()  # subscribers hear of it before its writer's ack
             waiting = self._waiting.get(journal)
@@ -142,7 +212,12 @@ class LoopSyncer:
 
     def close(self) -> None:
         """Finish the fsyncs already queued, then stop the threads (blocks)."""
-        for _ in self._threads:
-            self._todo.put(None)
-        for t in self._threads:
+        if self._leader is not None:
+            self._todo.put(None)  # the leader first: it may still pass journals on
+            self._leader.join()
+        for _ in self._workers:
+            self._each.put(None)
+        for t in self._workers:
             t.join()
+        if self._flush is not None:
+            self._flush.close()
