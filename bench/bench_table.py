@@ -3,7 +3,7 @@
 Run by hand; it asserts nothing:
 
     .venv/bin/python bench/bench_table.py [--seconds 3] [--rounds 3] [--sessions 100000]
-        [--store DIR] [--server-root TREE] [--server-cpu 0] [--client-cpu 1]
+        [--store DIR] [--server-root TREE] [--server-cpu 0] [--client-cpu 1] [--unpinned]
 
 Rows (goal in brackets):
 1. HTTP append, 1 client, p50, fsync=always  vs  raw write+fdatasync p50 (on the server's
@@ -75,11 +75,12 @@ class Bench:
     def sessionlog(self, data: str, *extra: str, cpu: int | None = -1) -> Child:
         """Pinned to ``cpu`` (default ``--server-cpu``; None: every CPU)."""
         cpu = self.a.server_cpu if cpu == -1 else cpu
-        cpus = ALL_CPUS if cpu is None else str(cpu)
+        cpus = ALL_CPUS if cpu is None or self.a.unpinned else str(cpu)
         return serve("--data", data, *extra, cwd=self.tree, env=self.env, cpus=cpus)
 
     def echo(self) -> Child:
-        return echo_server(self.a.uvloop_echo, env=self.env, cpus=str(self.a.server_cpu))
+        cpus = ALL_CPUS if self.a.unpinned else str(self.a.server_cpu)
+        return echo_server(self.a.uvloop_echo, env=self.env, cpus=cpus)
 
     def report(self, figure: str, value: str, anchor: str, ratio: str) -> None:
         self.rows.append((figure, value, anchor, ratio))
@@ -89,14 +90,15 @@ class Bench:
 # -- load --------------------------------------------------------------------------------
 
 
-def raw_fsync_p50(directory: str, cpu: int, n: int = 1000) -> float:
+def raw_fsync_p50(directory: str, cpu: int | None, n: int = 1000) -> float:
     """p50 of os.write + os.fdatasync of a 200-byte line (O_APPEND), the disk's floor,
     measured on ``cpu``. It depends on the CPU: on this VM the disk's interrupts land
     on CPU 1, and a waiter on CPU 0 is woken through it (about 330 µs there against
     210 µs on CPU 1), so the server's floor is measured where the server runs."""
     path = os.path.join(directory, "raw.jsonl")
     before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})  # this thread only, until restored below
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})  # this thread only, until restored below
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     line = b"x" * 199 + b"\n"
     lat = []
@@ -153,8 +155,8 @@ async def rows_1_to_4(b: Bench, tmp: Path) -> None:
                                  "role": "user", "content": MSG}  # fmt: skip
 
         for _ in range(a.rounds):
-            add("raw", raw_fsync_p50(str(tmp), a.server_cpu))
-            add("raw_client", raw_fsync_p50(str(tmp), a.client_cpu))
+            add("raw", raw_fsync_p50(str(tmp), None if a.unpinned else a.server_cpu))
+            add("raw_client", raw_fsync_p50(str(tmp), None if a.unpinned else a.client_cpu))
             await run(
                 "echo1", echo.p.pid, p50(http_load(echo_url, lambda k: body("x"), 1, a.seconds))
             )
@@ -349,11 +351,14 @@ def row_7(b: Bench, tmp: Path) -> None:
 
 
 async def main(a: argparse.Namespace) -> None:
-    os.sched_setaffinity(0, {a.client_cpu})
     b = Bench(a)
     load = os.getloadavg()
-    print(f"server tree {b.tree}, server CPU {a.server_cpu}, load generator CPU "
-          f"{a.client_cpu}; load average {load[0]:.2f}", flush=True)  # fmt: skip
+    if a.unpinned:
+        where = "nothing pinned (server, echo and load generator share every CPU)"
+    else:
+        os.sched_setaffinity(0, {a.client_cpu})
+        where = f"server CPU {a.server_cpu}, load generator CPU {a.client_cpu}"
+    print(f"server tree {b.tree}, {where}; load average {load[0]:.2f}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-table-", dir=a.dir))
     try:
         if not a.skip_http:
@@ -378,6 +383,12 @@ if __name__ == "__main__":
     p.add_argument("--server-root", help="run the server from this source tree")
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
+    p.add_argument(
+        "--unpinned",
+        action="store_true",
+        help="pin nothing (as a server runs on a small machine); the table's goals are "
+        "for the pinned layout",
+    )
     p.add_argument("--dir", help="temporary data dirs under DIR")
     p.add_argument("--uvloop-echo", action="store_true", help="run the echo server on uvloop")
     p.add_argument("--skip-http", action="store_true")

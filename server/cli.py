@@ -16,12 +16,11 @@ from collections.abc import Sequence
 
 from eventlog.errors import EventLogError
 
-from .config import DATABASE_ENV
+from .config import DATA_ENV, DATA_HELP, DATABASE_ENV
 from .demo import add_demo_arguments
 from .progress import Phases, counter, progress
 from .tail import cmd_tail
 
-DEFAULT_DATA = os.environ.get("SESSIONLOG_DATA", "memory")
 READ_CHUNK = 1 << 20  # import reads its file in 1 MiB steps (a bar for big backups)
 
 
@@ -184,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def data_arg(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--data", default=DEFAULT_DATA, help="data directory (default: memory)")
+        sp.add_argument("--data", default=os.environ.get(DATA_ENV, "memory"), help=DATA_HELP)
         database_arg(sp)
 
     def database_arg(sp: argparse.ArgumentParser) -> None:

@@ -7,6 +7,8 @@ from typing import Literal
 
 MiB = 1024 * 1024
 DATABASE_ENV = "SESSIONLOG_DATABASE_URL"  # --database when not given
+DATA_ENV = "SESSIONLOG_DATA"  # --data when not given (else ./memory)
+DATA_HELP = f"data directory (default: ${DATA_ENV} or ./memory)"
 
 
 @dataclass(frozen=True)

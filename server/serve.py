@@ -15,7 +15,7 @@ from aiohttp import web
 from eventlog.errors import EventLogError
 
 from .app import make_app
-from .config import DATABASE_ENV, Config
+from .config import DATA_ENV, DATA_HELP, DATABASE_ENV, Config
 
 log = logging.getLogger("sessionlog.server")
 
@@ -27,8 +27,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=5174, help="port (default 5174; 0 = any)")
     parser.add_argument(
         "--data",
-        default=os.environ.get("SESSIONLOG_DATA", "memory"),
-        help="data directory (default: $SESSIONLOG_DATA or ./memory)",
+        default=os.environ.get(DATA_ENV, "memory"),
+        help=DATA_HELP,
     )
     parser.add_argument(
         "--database",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -303,3 +304,14 @@ def test_demo_start_after_does_not_wait_for_a_subscriber(tmp_path: Path) -> None
         assert b"reply:" in out.stdout
     finally:
         srv.stop()
+
+
+def test_every_data_command_reads_sessionlog_data_when_no_data_is_given(data_dir: Path) -> None:
+    """``serve`` honoured $SESSIONLOG_DATA and the other commands did not (they fell back
+    to ./memory): one environment for the server and its maintenance commands."""
+    (sid,) = _fill(data_dir, sessions=1, words=3)
+    env = {**os.environ, "SESSIONLOG_DATA": str(data_dir)}
+    env.pop("SESSIONLOG_DATABASE_URL", None)
+    out = _cli("export", sid, "--format", "events", env=env)
+    assert out.returncode == 0, out.stderr
+    assert sid.encode() in out.stdout
