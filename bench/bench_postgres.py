@@ -12,7 +12,9 @@ its own round and the median of those ratios is reported, with every round's fig
    plain table, autocommit) + (bare aiohttp JSON echo round trip). Goal <= 1.5x.
 2. 32 HTTP clients, a session each: req/s vs 32 raw asyncpg connections doing
    INSERT+COMMIT. Goal >= 50 %. Diagnostics: the raw inserts with a pg_notify in the
-   transaction (as the backend's write function sends one), and with it after the commit.
+   transaction (as the backend's write function sends one), and with it after the commit;
+   the CPU one request costs the server, PostgreSQL and this load generator, beside one
+   raw commit's (they share the machine's cores: their sum bounds the rate).
 3. Two server processes A and B on one database: S subscribers on A, a writer appends
    through B (WebSocket); send -> last subscriber's receipt. Goal p99 < 50 ms. Anchors:
    raw INSERT+pg_notify commit -> LISTEN receipt, and the writer on A itself.
@@ -59,7 +61,9 @@ from common import (
     http_load,
     median_ratio,
     ms,
+    own_cpu_seconds,
     pct,
+    postgres_cpu_seconds,
     serve,
     start_sessions,
     subscribe,
@@ -227,8 +231,13 @@ async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) 
             add("app1", pct(lat, 0.5))
             add("cpu1", cpu)
             add("notify1", pct((await raw_load(conns[:1], args.seconds, insert_notify))[1], 0.5))
-            add("raw32", (await raw_load(conns, args.seconds))[0])
-            rate, _, cpu = await http_load(
+            pg0, me0 = postgres_cpu_seconds(), own_cpu_seconds()
+            rate, lat = await raw_load(conns, args.seconds)
+            add("raw32", rate)
+            add("raw32_pg", (postgres_cpu_seconds() - pg0) / len(lat))
+            add("raw32_client", (own_cpu_seconds() - me0) / len(lat))
+            pg0, me0 = postgres_cpu_seconds(), own_cpu_seconds()
+            rate, lat, cpu = await http_load(
                 append_url,
                 lambda i: {"session_id": own[i], "role": "user", "content": CONTENT},
                 args.clients,
@@ -237,6 +246,8 @@ async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) 
             )
             add("app32", rate)
             add("cpu32", cpu)
+            add("app32_pg", (postgres_cpu_seconds() - pg0) / len(lat))
+            add("app32_client", (own_cpu_seconds() - me0) / len(lat))
             add("notify32", (await raw_load(conns, args.seconds, insert_notify))[0])
             add("after32", (await raw_load(conns, args.seconds, insert_then_notify))[0])
     finally:
@@ -271,6 +282,22 @@ async def bench_append(args: argparse.Namespace, url: str, base: str, pid: int) 
         f"{med(app32):,.0f} req/s = {median_ratio(app32, raw32):.0%} of raw",
         f"goal >= 50%; {per_round(app32, lambda x: f'{x:,.0f}')} ({ratios(app32, raw32, '.0%')}); "
         f"server CPU {us(med(k['cpu32']))}/req",
+    )
+    cores = os.cpu_count() or 1
+    app_total = med(k["cpu32"]) + med(k["app32_pg"]) + med(k["app32_client"])
+    raw_total = med(k["raw32_pg"]) + med(k["raw32_client"])
+    report(
+        "2. diagnostic: CPU per request, HTTP append",
+        f"{us(app_total)}",
+        f"server {us(med(k['cpu32']))} + PostgreSQL {us(med(k['app32_pg']))} + load "
+        f"generator {us(med(k['app32_client']))}: at most {cores / app_total:,.0f} req/s "
+        f"on {cores} busy cores",
+    )
+    report(
+        "2. diagnostic: CPU per commit, raw INSERT+COMMIT",
+        f"{us(raw_total)}",
+        f"PostgreSQL {us(med(k['raw32_pg']))} + client {us(med(k['raw32_client']))}; 50 % of "
+        f"raw leaves {us(cores / (0.5 * med(raw32)))} per HTTP append on {cores} cores",
     )
     report(
         f"2. diagnostic: {n} raw connections, INSERT+pg_notify+COMMIT",
