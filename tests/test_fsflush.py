@@ -269,3 +269,21 @@ def test_dirty_bytes_come_from_meminfo() -> None:
     assert fsflush._kib(info, b"\nDirty:") == 1620
     assert fsflush._kib(info, b"\nWriteback:") == 4
     assert fsflush._kib(info, b"\nMissing:") == 0
+
+
+async def test_a_backend_opened_amid_dirty_data_flushes_once_it_is_written(
+    tmp_path: Path, calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the syncer decided at construction whether to flush the filesystem
+    at all, with the dirty-data check included: a server started right after a large
+    import never flushed together for its whole life."""
+    monkeypatch.setattr(fsflush, "DIRTY_LIMIT", -1)  # much dirty data while it opens
+    b = FileBackend(tmp_path / "data", threads=4)
+    try:
+        monkeypatch.setattr(fsflush, "DIRTY_LIMIT", 1 << 62)  # written out since
+        sids = await open_sessions(b, 2)
+        calls.flushes = 0
+        await asyncio.gather(*(append(b, sid, f"x-{sid}") for sid in sids))
+        assert calls.flushes >= 1
+    finally:
+        await b.close()

@@ -12,9 +12,10 @@ back to fdatasyncs for a while (1 s, doubling while it stays slow).
 
 Errors: ``syncfs`` reports a writeback error of any file of the filesystem once per
 open descriptor (Linux 5.8 and later; older kernels are not used, see
-``syscalls.syncfs``). So the flushes run one at a time (one thread) on one descriptor, and after a
-failed one every journal is fdatasynced on its own from then on: each descriptor sees
-its own file's error, so exactly the journals that lost data are refused.
+``syscalls.syncfs``). So the flushes run one at a time (one thread) on one descriptor,
+and after a failed one every journal is fdatasynced on its own from then on: each
+descriptor sees its own file's error, so exactly the journals that lost data are
+refused.
 """
 
 from __future__ import annotations
@@ -50,10 +51,14 @@ class FsFlush:
             self._meminfo = -1
         self.fdatasync_s = 0.0  # a moving average of one fdatasync (``note_fdatasync``)
 
+    def available(self) -> bool:
+        """This system can flush the filesystem (and no flush has failed)."""
+        return self._fd >= 0 and syscalls.syncfs is not None
+
     def usable(self) -> bool:
+        """Available, and worth trying now (not slow lately, not much dirty data)."""
         return (
-            self._fd >= 0
-            and syscalls.syncfs is not None
+            self.available()
             and time.monotonic() >= self._slow_until
             and self.dirty_bytes() <= DIRTY_LIMIT
         )

@@ -64,7 +64,10 @@ class LoopSyncer:
     """fsyncs journals for one event loop; ``close`` stops its threads."""
 
     def __init__(self, flush: FsFlush | None = None, threads: int = 16) -> None:
-        self._flush = flush if flush is not None and flush.usable() else None
+        if flush is not None and not flush.available():
+            flush.close()
+            flush = None
+        self._flush = flush
         self._waiting: dict[Journal, _Waiting] = {}
         # SimpleQueue: a put from the loop costs well under a microsecond (a Condition's
         # notify costs tens); None tells a thread to stop
@@ -151,6 +154,7 @@ class LoopSyncer:
         return done + self._fdatasync_each([j for j, _ in targets])
 
     def _fdatasync_each(self, journals: list[Journal]) -> Done:
+        """fdatasync each journal on its own (each sees its own file's errors)."""
         done: Done = []
         for journal in journals:
             t0 = time.monotonic()
