@@ -87,20 +87,17 @@ def cpu_seconds(pid: int, children: bool = False) -> float:
 def postgres_cpu_seconds() -> float:
     """CPU seconds used so far by every PostgreSQL process of this machine (backends and
     helpers of a local cluster): ``ps`` names them ``postgres``."""
-    total = 0
+    total = 0.0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().startswith(("postgres", "postmaster")):
+                    total += cpu_seconds(int(pid))
         except OSError:  # gone meanwhile
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if name.startswith(("postgres", "postmaster")):
-            fields = stat.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def own_cpu_seconds() -> float:

@@ -97,9 +97,7 @@ class GroupCommit:
                         cond.acquire()
                         st.syncing = False
                     if err is not None:
-                        st.failed = self._fsync_failed(err)
-                        cond.notify_all()
-                        raise st.failed
+                        raise self._fail(err)
                     st.durable = max(st.durable, target)
                     faults.reach("journal.after_fsync")
                     cond.notify_all()
@@ -119,9 +117,7 @@ class GroupCommit:
             faults.reach("journal.fsync")
         except OSError as e:
             with self._cond:
-                self._sync.failed = self._fsync_failed(e)
-                self._cond.notify_all()
-                raise self._sync.failed from e
+                raise self._fail(e) from e
         return target
 
     def flushed(self, target: int) -> None:
@@ -141,6 +137,13 @@ class GroupCommit:
     def written_offset(self) -> int:
         with self._cond:
             return self._sync.written
+
+    def _fail(self, err: OSError) -> StorageError:
+        """Record a failed fsync (caller holds ``_cond``) and wake whoever waits for one:
+        they raise it too. Returns the error to raise."""
+        self._sync.failed = self._fsync_failed(err)
+        self._cond.notify_all()
+        return self._sync.failed
 
     def _fsync_failed(self, err: OSError) -> StorageError:
         # After a failed fsync the kernel may have dropped the dirty pages and marked
