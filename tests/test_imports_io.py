@@ -64,7 +64,10 @@ async def test_a_five_megabyte_export(backend: Backend, tmp_path: Path) -> None:
         ),
         (b"[1, 2]", "conversation 1: expected a conversation object"),
         # a lone low surrogate: yajl raised UnicodeDecodeError, which escaped as a crash
-        (b'[{"mapping": {}, "id": "ok"}, {"title": "\\udc00"}]', "conversation 2: the JSON is malformed"),
+        (
+            b'[{"mapping": {}, "id": "ok"}, {"title": "\\udc00"}]',
+            "conversation 2: the JSON is malformed",
+        ),
         (b'[{"title": "x"}]', "conversation 1: not a ChatGPT"),
         (b'[{"mapping": [1], "id": "c9"}]', "conversation 1 (id c9): `mapping` is not an object"),
         (b"hello", "the first byte: expected JSON"),

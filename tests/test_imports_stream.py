@@ -22,7 +22,9 @@ _json = st.recursive(
     | st.integers(-(2**63) + 1, 2**63 - 1)  # yajl overflows at -2**63: see the test below
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -59,7 +61,8 @@ def _both(data: bytes, chunk: int) -> tuple[Any, Any]:
     indent=st.sampled_from([None, 0, 2]),
     chunk=st.integers(1, 64),
     cut=st.none() | st.integers(0, 10_000),
-    garbage=st.none() | st.tuples(st.integers(0, 10_000), st.sampled_from([b",", b"]", b"x", b"{", b"\\"])),
+    garbage=st.none()
+    | st.tuples(st.integers(0, 10_000), st.sampled_from([b",", b"]", b"x", b"{", b"\\"])),
 )
 def test_array_items_yields_and_fails_exactly_as_ijson(
     items: list[Any],
