@@ -23,240 +23,41 @@ Timing is never asserted anywhere: this prints a table for a person to read.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import itertools
 import os
-import platform
 import shutil
 import statistics
-import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
+import engine_common
 import msgspec
-from common import median_ratio, pct
+from common import pct
+from engine_common import (
+    CONTENT,
+    NOTES,
+    RAW_LINE,
+    loadavg,
+    machine,
+    now_ns,
+    open_append,
+    print_table,
+    raw_append,
+    row,
+)
+from engine_concurrent import bench_concurrent, bench_cpu
 
-import eventlog.backends.file.syscalls as syscalls
-from eventlog.backends.file.backend import FileBackend
 from eventlog.backends.file.snapshot import snapshot_path
 from eventlog.backends.file.store import Store
 from eventlog.events import decoder as event_decoder
 from eventlog.requests import AppendRequest, StartRequest
 
-REPO = Path(__file__).resolve().parent.parent
-CONTENT = (
-    "Could you summarise what we decided about the release schedule yesterday, and "
-    "list the three open questions for the design review? Keep it short, please; "
-    "I will paste it into the team channel."
-)[:200].ljust(200, ".")
-RAW_LINE = b'{"seq":1,"note":"' + b"x" * 180 + b'"}\n'  # 200 bytes
-
-now_ns = time.perf_counter_ns
-
-
-# -- fdatasync counter ------------------------------------------------------------------
-
-_fsyncs = itertools.count()
-_real_fdatasync = syscalls.fdatasync
-FSYNC_NS: list[int] | None = None  # set to a list to record how long each call takes
-
-
-def _counting_fdatasync(fd: int) -> None:
-    next(_fsyncs)
-    if FSYNC_NS is None:
-        _real_fdatasync(fd)
-        return
-    t0 = now_ns()
-    _real_fdatasync(fd)
-    FSYNC_NS.append(now_ns() - t0)
-
-
-def fsync_count() -> int:
-    """Calls so far (reading the counter costs one tick; callers take differences)."""
-    return next(_fsyncs)
-
-
-syscalls.fdatasync = _counting_fdatasync
-
-
-# -- helpers ----------------------------------------------------------------------------
-
-
-def open_append(path: str) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-
-
-def raw_append(fd: int) -> None:
-    os.write(fd, RAW_LINE)
-    os.fdatasync(fd)
-
-
-@dataclass
-class Rate:
-    ops: int
-    seconds: float
-    fsyncs: int = 0
-
-    @property
-    def per_s(self) -> float:
-        return self.ops / self.seconds
-
-
-def run_threads(workers: list[Callable[[], object]], duration: float) -> Rate:
-    """Each worker repeats its call until the shared deadline; total calls per second."""
-    counts = [0] * len(workers)
-    start = threading.Barrier(len(workers) + 1)
-    deadline = [0]
-    errors: list[BaseException] = []
-
-    def loop(i: int, fn: Callable[[], object]) -> None:
-        start.wait()
-        end = deadline[0]
-        n = 0
-        try:
-            while now_ns() < end:
-                fn()
-                n += 1
-        except BaseException as e:
-            errors.append(e)
-        counts[i] = n
-
-    threads = [threading.Thread(target=loop, args=(i, fn)) for i, fn in enumerate(workers)]
-    for t in threads:
-        t.start()
-    f0 = fsync_count()
-    t0 = now_ns()
-    deadline[0] = t0 + int(duration * 1e9)
-    start.wait()
-    for t in threads:
-        t.join()
-    elapsed = (now_ns() - t0) / 1e9
-    f1 = fsync_count()
-    if errors:
-        raise errors[0]
-    return Rate(sum(counts), elapsed, f1 - f0 - 1)
-
-
-def run_tasks(
-    loop: asyncio.AbstractEventLoop,
-    backend: FileBackend,
-    reqs: list[AppendRequest],
-    duration: float,
-) -> Rate:
-    """One asyncio task per request repeats ``backend.append`` until the deadline."""
-
-    async def run() -> Rate:
-        counts = [0] * len(reqs)
-        end = now_ns() + int(duration * 1e9)
-
-        async def writer(i: int, req: AppendRequest) -> None:
-            n = 0
-            while now_ns() < end:
-                await backend.append(req)
-                n += 1
-            counts[i] = n
-
-        f0, t0 = fsync_count(), now_ns()
-        await asyncio.gather(*(writer(i, r) for i, r in enumerate(reqs)))
-        elapsed, f1 = (now_ns() - t0) / 1e9, fsync_count()
-        return Rate(sum(counts), elapsed, f1 - f0 - 1)
-
-    return loop.run_until_complete(run())
-
-
-# -- the report -------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    metric: str
-    ours: str
-    base: str
-    ratio: str
-    goal: str
-    verdict: str
-
-
-ROWS: list[Row] = []
-NOTES: list[str] = []
-
-
-def row(
-    metric: str,
-    ours: str,
-    base: str = "",
-    ratio: float | None = None,
-    goal: str = "",
-    met: bool | None = None,
-) -> None:
-    ROWS.append(
-        Row(
-            metric,
-            ours,
-            base,
-            "" if ratio is None else f"{ratio:.2f}x",
-            goal,
-            "" if met is None else ("met" if met else "NOT MET"),
-        )
-    )
-
-
-def print_table() -> None:
-    head = Row("metric", "sessionlog", "baseline", "ratio", "goal", "verdict")
-    cols = list(
-        zip(
-            *[(r.metric, r.ours, r.base, r.ratio, r.goal, r.verdict) for r in [head, *ROWS]],
-            strict=True,
-        )
-    )
-    widths = [max(len(c) for c in col) for col in cols]
-
-    def line(r: Row) -> str:
-        cells = (r.metric, r.ours, r.base, r.ratio, r.goal, r.verdict)
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    print(line(head))
-    print("  ".join("-" * w for w in widths))
-    for r in ROWS:
-        print(line(r))
-
-
-def machine(where: str) -> None:
-    print(
-        f"machine: {os.cpu_count()} cpus (nproc {len(os.sched_getaffinity(0))}), "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
-        f"msgspec {msgspec.__version__}"
-    )
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        df = subprocess.run(["df", "-T", where], capture_output=True, text=True, check=True)
-        print("bench dir: " + where)
-        print("  " + df.stdout.strip().replace("\n", "\n  "))
-    same = os.stat(where).st_dev == os.stat(REPO).st_dev
-    print(f"  same filesystem as {REPO}/memory (the default data dir): {'yes' if same else 'NO'}")
-    print(f"load average at start: {loadavg()}", flush=True)
-
-
-def loadavg() -> str:
-    one, five, _ = os.getloadavg()
-    cpus = os.cpu_count() or 1
-    busy = " (BUSY: other work shares the cpus/disk; expect noise)" if one > cpus / 2 else ""
-    return f"{one:.2f} {five:.2f}{busy}"
-
-
 # -- 1. one writer latency --------------------------------------------------------------
 
 
 def bench_latency(root: str, n: int, rounds: int, background: bool) -> None:
-    global FSYNC_NS
     raw_dir = os.path.join(root, "raw1")
     os.makedirs(raw_dir)
     fd = open_append(os.path.join(raw_dir, "one.jsonl"))
@@ -272,19 +73,19 @@ def bench_latency(root: str, n: int, rounds: int, background: bool) -> None:
         base: list[int] = []
         per = max(1, n // rounds)
         for _ in range(rounds):  # interleave blocks so drift hits both alike
-            FSYNC_NS = in_fsync
+            engine_common.FSYNC_NS = in_fsync
             for _ in range(per):
                 t0 = now_ns()
                 store.append(req)
                 ours.append(now_ns() - t0)
-            FSYNC_NS = None
+            engine_common.FSYNC_NS = None
             for _ in range(per):
                 t0 = now_ns()
                 raw_append(fd)
                 base.append(now_ns() - t0)
         line_len = os.path.getsize(store.path_of(sid)) // (store.head(sid))
     finally:
-        FSYNC_NS = None
+        engine_common.FSYNC_NS = None
         store.close()
         os.close(fd)
     ours.sort()
@@ -320,176 +121,6 @@ def bench_latency(root: str, n: int, rounds: int, background: bool) -> None:
         f"line ~{line_len} B (raw line {len(RAW_LINE)} B); means "
         f"{statistics.fmean(ours) / 1e3:.0f} vs {statistics.fmean(base) / 1e3:.0f} us"
     )
-
-
-# -- 2 and 3. concurrent writers --------------------------------------------------------
-
-
-def bench_concurrent(
-    root: str, writers: int, duration: float, rounds: int, background: bool
-) -> None:
-    """Raw and store runs alternate, ``rounds`` times; rates are medians over rounds."""
-    raw_dir = os.path.join(root, "raw")
-    os.makedirs(raw_dir)
-    fds = [open_append(os.path.join(raw_dir, f"{i}.jsonl")) for i in range(writers)]
-    store = Store(os.path.join(root, "conc"), fsync="always", background=background)
-    # the same store through its async API: the server's path (writes on the loop,
-    # fsyncs in LoopSyncer's threads); writers are asyncio tasks, not threads
-    backend = FileBackend(store.layout.root, store=store)
-    loop = asyncio.new_event_loop()
-    kinds = ("raw1", "rawN", "one", "many", "shared", "a_one", "a_many", "a_shared")
-    runs: dict[str, list[Rate]] = {k: [] for k in kinds}
-    try:
-        sids = [store.start(StartRequest(title=f"w{i}")).session_id for i in range(writers)]
-        reqs = [AppendRequest(session_id=s, role="user", content=CONTENT) for s in sids]
-        for r in reqs:  # open every journal before timing
-            store.append(r)
-        one = reqs[0]
-        warm = min(0.3, duration)
-        run_threads([lambda: raw_append(fds[0])], warm)
-        run_threads([lambda: store.append(one)], warm)
-        for _ in range(rounds):  # neighbours in time are compared: the disk drifts
-            runs["raw1"].append(run_threads([lambda: raw_append(fds[0])], duration))
-            runs["one"].append(run_threads([lambda: store.append(one)], duration))
-            runs["shared"].append(run_threads([lambda: store.append(one)] * writers, duration))
-            runs["rawN"].append(run_threads([partial(raw_append, fd) for fd in fds], duration))
-            runs["many"].append(run_threads([partial(store.append, r) for r in reqs], duration))
-            runs["a_one"].append(run_tasks(loop, backend, [one], duration))
-            runs["a_shared"].append(run_tasks(loop, backend, [one] * writers, duration))
-            runs["a_many"].append(run_tasks(loop, backend, reqs, duration))
-        head = store.head(sids[0])
-    finally:
-        loop.run_until_complete(backend.close())  # closes the store too
-        loop.close()
-        for fd in fds:
-            os.close(fd)
-
-    def med(k: str) -> float:
-        return statistics.median(r.per_s for r in runs[k])
-
-    def per_fsync(k: str) -> float:
-        return sum(r.ops for r in runs[k]) / max(1, sum(r.fsyncs for r in runs[k]))
-
-    def ratio_of(num: str, den: str) -> float:
-        return median_ratio([r.per_s for r in runs[num]], [r.per_s for r in runs[den]])
-
-    raw1, raw_n, ours1, ours_n, shared = (med(k) for k in ("raw1", "rawN", "one", "many", "shared"))
-    ratio = ratio_of("many", "rawN")
-    row(
-        f"2. {writers} writers x {writers} sessions (lines/s)",
-        f"{ours_n:,.0f}",
-        f"{raw_n:,.0f}",
-        ratio,
-        ">= 0.80x",
-        ratio >= 0.8,
-    )
-    row(
-        f"   raw {writers} threads / raw 1 thread (lines/s)",
-        f"{raw_n:,.0f}",
-        f"{raw1:,.0f}",
-        ratio_of("rawN", "raw1"),
-    )
-    row(f"   appends per fdatasync, {writers} sessions", f"{per_fsync('many'):.2f}", "1.00")
-    ratio = ratio_of("shared", "one")
-    row(
-        f"3. {writers} writers x 1 session (lines/s)",
-        f"{shared:,.0f}",
-        f"{ours1:,.0f}",
-        ratio,
-        ">= 5x 1 writer",
-        ratio >= 5,
-    )
-    row(
-        "   appends per fdatasync, 1 session",
-        f"{per_fsync('shared'):.2f}",
-        f"{per_fsync('one'):.2f}",
-    )
-    row(
-        "   store 1 writer / raw 1 thread (lines/s)",
-        f"{ours1:,.0f}",
-        f"{raw1:,.0f}",
-        ratio_of("one", "raw1"),
-    )
-
-    a_one, a_many, a_shared = (med(k) for k in ("a_one", "a_many", "a_shared"))
-    ratio = ratio_of("a_many", "rawN")
-    row(
-        f"2b. {writers} async writers x {writers} sessions (lines/s)",
-        f"{a_many:,.0f}",
-        f"{raw_n:,.0f}",
-        ratio,
-        ">= 0.80x",
-        ratio >= 0.8,
-    )
-    row(f"   appends per fdatasync, async {writers} sessions", f"{per_fsync('a_many'):.2f}")
-    ratio = ratio_of("a_shared", "a_one")
-    row(
-        f"3b. {writers} async writers x 1 session (lines/s)",
-        f"{a_shared:,.0f}",
-        f"{a_one:,.0f}",
-        ratio,
-        ">= 5x 1 writer",
-        ratio >= 5,
-    )
-    ratio = ratio_of("a_shared", "one")
-    row(
-        "   ... vs the store's 1 thread writer (lines/s)",
-        f"{a_shared:,.0f}",
-        f"{ours1:,.0f}",
-        ratio,
-        ">= 5x 1 writer",
-        ratio >= 5,
-    )
-    row(
-        "   appends per fdatasync, async 1 session",
-        f"{per_fsync('a_shared'):.2f}",
-        f"{per_fsync('a_one'):.2f}",
-    )
-
-    def spread(k: str) -> str:
-        return "/".join(f"{r.per_s:,.0f}" for r in runs[k])
-
-    NOTES.append(
-        f"2/3: {rounds} rounds x {duration:g} s per run, raw and store alternating; "
-        f"medians of lines/s per round: raw-1 {spread('raw1')}; raw-{writers} "
-        f"{spread('rawN')}; store 1 writer {spread('one')}; {writers}x{writers} "
-        f"{spread('many')}; {writers}x1 {spread('shared')}; async 1 writer "
-        f"{spread('a_one')}; async {writers}x{writers} {spread('a_many')}; async "
-        f"{writers}x1 {spread('a_shared')} (head seq {head:,}). "
-        f"Ratios are medians of the ratios within each round; the baseline of 3 is "
-        f"the store's own one-writer rate."
-    )
-
-
-def bench_cpu(root: str, n: int) -> None:
-    """Process CPU per append without fsync: the work the GIL serialises, which caps
-    the throughput of all writer threads together at about 1e6 / (us per append)."""
-    for index in (False, True):
-        s = Store(os.path.join(root, f"cpu{int(index)}"), fsync="never", background=False)
-        try:
-            sid = s.start(StartRequest()).session_id
-            req = AppendRequest(session_id=sid, role="user", content=CONTENT)
-            for _ in range(500):
-                s.append(req)
-            s.flush_index()
-            c0, t0 = time.process_time_ns(), now_ns()
-            for _ in range(n):
-                s.append(req)
-            if index:  # the list/full-text index work these appends cause
-                s.flush_index()
-            cpu, wall = (time.process_time_ns() - c0) / n / 1e3, (now_ns() - t0) / n / 1e3
-        finally:
-            s.close()
-        what = "journal + index flush" if index else "journal only"
-        row(
-            f"   CPU per append, fsync=never, {what} (us)",
-            f"{cpu:.1f}",
-            goal=f"(cap ~{1e6 / cpu:,.0f}/s)",
-        )
-        NOTES.append(
-            f"cpu ({what}): {n:,} appends in one thread, {wall:.1f} us wall, "
-            f"{cpu:.1f} us process CPU each"
-        )
 
 
 # -- 4. load ----------------------------------------------------------------------------

@@ -37,7 +37,8 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from bench_engine import (
+from common import median_ratio, pct
+from engine_common import (
     CONTENT,
     loadavg,
     machine,
@@ -48,7 +49,6 @@ from bench_engine import (
     row,
     run_threads,
 )
-from common import median_ratio, pct
 
 from eventlog.backends.file.store import Store
 from eventlog.events import (

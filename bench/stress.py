@@ -21,7 +21,7 @@ survive too). After every kill, before the next start, the files are checked:
                resuming with ``after_seq`` (it resumes across restarts)
 
 and a summary line is printed at the end (progress every 50 cycles). Exit status 1 if
-any invariant failed. The same ``Server`` helper is used by the test suite
+any invariant failed. Its ``Server`` (bench/server_process.py) also serves the test suite
 (tests/test_faults_disk.py, tests/test_churn.py).
 
 A SIGKILL loses no page cache, so this proves what survives a process crash; it cannot
@@ -34,17 +34,12 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import os
 import random
-import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,227 +49,10 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 import aiohttp  # noqa: E402
 
-from eventlog.backends.file.maintenance import verify  # noqa: E402
-from eventlog.backends.file.scan import read_tail  # noqa: E402
-from eventlog.events import MessageAppended  # noqa: E402
+from bench.server_process import Server  # noqa: E402
+from bench.stress_ledger import Check, Ledger, check  # noqa: E402
 
-PYTHON = sys.executable
-_URL_RE = re.compile(rb"serving (http://\S+/)")
 NET_ERRORS = (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError, OSError)
-ACTIVE = 6  # sessions written and subscribed to in a cycle
-
-
-# -- a server subprocess ------------------------------------------------------------------
-
-
-class Server:
-    """``python -m server serve`` in a child process, its output in a log file."""
-
-    def __init__(
-        self,
-        data: Path | str,
-        *,
-        fsync: str = "always",
-        compact_interval: float = 5.0,
-        env: dict[str, str] | None = None,
-        log: Path | str | None = None,
-        args: tuple[str, ...] = (),
-        timeout: float = 30.0,
-    ) -> None:
-        self.data = Path(data)
-        self.log_path = Path(log) if log else self.data.parent / f"{self.data.name}.server.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in kill()/stop()
-        self._start = self._log.tell()
-        cmd = [
-            PYTHON,
-            "-m",
-            "server",
-            "serve",
-            "--port",
-            "0",
-            "--data",
-            str(self.data),
-            "--fsync",
-            fsync,
-            "--compact-interval",
-            str(compact_interval),
-            *args,
-        ]
-        base = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONLOG_")}
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**base, **(env or {})},
-        )
-        self.pid = self.proc.pid
-        try:
-            self.url = self._wait_ready(timeout)
-        except BaseException:  # incl. SystemExit from a signal: leave no server behind
-            self.kill()
-            raise
-        self.ws_url = self.url.replace("http://", "ws://", 1) + "api/sessions/ws"
-
-    def _wait_ready(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            with open(self.log_path, "rb") as f:
-                f.seek(self._start)
-                m = _URL_RE.search(f.read())
-            if m:
-                return m.group(1).decode()
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {self.output()[-2000:]}")
-            time.sleep(0.005)
-
-    def output(self) -> str:
-        with open(self.log_path, "rb") as f:
-            f.seek(self._start)
-            return f.read().decode(errors="replace")
-
-    def rss_kb(self) -> int:
-        """Resident set size of the server process (VmRSS, in kB)."""
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
-
-    def kill(self) -> None:
-        """SIGKILL (no shutdown, no final compaction) and reap."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        self._log.close()
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM: graceful shutdown; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self.kill()
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-
-# -- what clients were told -----------------------------------------------------------------
-
-
-@dataclass
-class Ledger:
-    """Everything acknowledged to (or seen by) a client, across all cycles."""
-
-    sessions: list[str] = field(default_factory=list)  # acknowledged starts
-    acked: dict[tuple[str, str], int] = field(default_factory=dict)  # (sid, mid) -> seq
-    tried: dict[tuple[str, str], None] = field(default_factory=dict)  # in order, unacked
-    seen: dict[str, dict[int, str]] = field(default_factory=dict)  # sid -> seq -> event id
-    resume: dict[tuple[int, str], int] = field(default_factory=dict)  # (subscriber, sid) -> seq
-    appends_acked: int = 0
-    duplicates_acked: int = 0
-    ack_conflicts: int = 0  # the same (sid, mid) acked at two different seqs
-    errors: Counter[str] = field(default_factory=Counter)  # unexpected error answers
-    sub_gaps: int = 0
-    sub_mismatches: int = 0  # two subscribers got different events for one seq
-    ids: itertools.count[int] = field(default_factory=itertools.count)
-
-    def active(self) -> list[str]:
-        """The sessions clients use now: the newest few (every acked session is still
-        checked after every kill)."""
-        return self.sessions[-ACTIVE:]
-
-    def next_mid(self, who: str) -> str:
-        return f"{who}-{next(self.ids)}"
-
-    def try_(self, sid: str, mid: str) -> None:
-        self.tried[(sid, mid)] = None
-
-    def ack(self, sid: str, mid: str, seq: int, duplicate: bool) -> None:
-        key = (sid, mid)
-        old = self.acked.get(key)
-        if old is not None and old != seq:
-            self.ack_conflicts += 1
-        self.acked[key] = seq
-        self.tried.pop(key, None)
-        self.appends_acked += 1
-        self.duplicates_acked += duplicate
-
-    def event(self, who: int, sid: str, seq: int, eid: str) -> None:
-        last = self.resume.get((who, sid), 0)
-        if seq != last + 1:
-            self.sub_gaps += 1
-        self.resume[(who, sid)] = max(last, seq)
-        if self.seen.setdefault(sid, {}).setdefault(seq, eid) != eid:
-            self.sub_mismatches += 1
-
-
-@dataclass
-class Check:
-    lost: int = 0
-    duplicated: int = 0
-    gaps: int = 0
-    unverified: int = 0
-    unpublished: int = 0
-    details: list[str] = field(default_factory=list)
-
-    def bad(self) -> bool:
-        return bool(
-            self.lost or self.duplicated or self.gaps or self.unverified or self.unpublished
-        )
-
-
-def journal_path(data: Path, sid: str) -> Path | None:
-    found = list((data / "sessions").glob(f"*/{sid}.jsonl"))
-    return found[0] if found else None
-
-
-def check(data: Path, ledger: Ledger) -> Check:
-    """The invariants, read straight from the files (nothing is opened for writing)."""
-    c = Check()
-    acked_in: dict[str, list[tuple[str, int]]] = {}
-    for (asid, mid), seq in ledger.acked.items():
-        acked_in.setdefault(asid, []).append((mid, seq))
-    for sid in ledger.sessions:
-        path = journal_path(data, sid)
-        if path is None:
-            c.lost += 1
-            c.details.append(f"session {sid} was started (acked) but has no journal")
-            continue
-        scan = read_tail(str(path), 0, 0)
-        seqs = [e.seq for e in scan.events]
-        if scan.bad or seqs != list(range(1, len(seqs) + 1)):
-            c.gaps += 1
-            c.details.append(f"{sid}: seq not 1..N or bad lines {scan.bad[:3]}")
-        at: dict[str, list[int]] = {}
-        for e in scan.events:
-            if isinstance(e, MessageAppended):
-                at.setdefault(e.data.message_id, []).append(e.seq)
-        for mid, where in at.items():
-            if len(where) > 1:
-                c.duplicated += len(where) - 1
-                c.details.append(f"{sid}: {mid} written at seqs {where}")
-        by_seq = {e.seq: e.id for e in scan.events}
-        for seq, eid in ledger.seen.get(sid, {}).items():
-            if by_seq.get(seq) != eid:
-                c.unpublished += 1
-                c.details.append(
-                    f"{sid}: a subscriber got seq {seq} ({eid}), the journal has {by_seq.get(seq)}"
-                )
-        for mid, seq in acked_in.get(sid, []):
-            if at.get(mid, [None])[0] != seq:
-                c.lost += 1
-                c.details.append(f"{sid}: acked {mid}@{seq}, journal has {at.get(mid)}")
-    _, problems = verify(data)
-    for p in problems:
-        if "torn write" not in p.what:
-            c.unverified += 1
-            c.details.append(f"verify: {p.path}: {p.what}")
-    return c
 
 
 # -- clients --------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bench.fuzz import RawSocket
-from bench.stress import Server
+from bench.rawsocket import RawSocket
+from bench.server_process import Server
 from eventlog.backends.file.scan import read_tail
 
 CHURN_APPENDS = 10_000

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bench.stress import Server
+from bench.server_process import Server
 from eventlog.backends.file.scan import read_tail
 from eventlog.events import MessageAppended
 

@@ -1,10 +1,11 @@
 """Property-based fuzzing of every HTTP endpoint and WebSocket op of a real server.
 
-The generators and checks live in bench/fuzz.py (which runs 10,000 of them for a stress
-run); here a few hundred examples run with every check an assertion: no 5xx, every
-error the JSON envelope without a traceback, no change on disk from a refused request
-(``tree()``: every byte of every file), every file a known kind, nothing touched
-beside the data directory. Plus regression tests for what the fuzzer found.
+The generators and checks live beside bench/fuzz.py (bench/fuzz_requests.py,
+fuzz_values.py, fuzz_checks.py; the script runs 10,000 of them for a stress run); here
+a few hundred examples run with every check an assertion: no 5xx, every error the JSON
+envelope without a traceback, no change on disk from a refused request (``tree()``:
+every byte of every file), every file a known kind, nothing touched beside the data
+directory. Plus regression tests for what the fuzzer found.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from bench.fuzz import Checker, RawSocket, Req, dumps, http_requests, make_sentinel, ws_frames
-from bench.stress import Server
+from bench.fuzz_checks import Checker, make_sentinel
+from bench.fuzz_requests import Req, http_requests, ws_frames
+from bench.fuzz_values import dumps
+from bench.rawsocket import RawSocket
+from bench.server_process import Server
 from eventlog.backends.file.maintenance import verify
 
 from .conftest import tree
