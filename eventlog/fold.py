@@ -22,7 +22,7 @@ from .events import (
     SessionStarted,
     SessionUpdated,
 )
-from .model import PREVIEW_CHARS, ErrorEntry, Message, Session, Stats, Summary
+from .model import PREVIEW_CHARS, ErrorEntry, Message, Session, Stats, Summary, session_type
 
 
 def appended_message(ap: MessageAppendedData) -> Message:
@@ -259,7 +259,6 @@ def summary_of(session_id: str, events: list[Event]) -> Summary:
             case SessionStarted():
                 fold(session_id, events)  # raises JournalCorrupt: a second session.started
     last = events[-1]
-    kind = metadata.get("type", "chat")
     return Summary(
         session_id=session_id,
         user_name=d.user_name,
@@ -270,7 +269,7 @@ def summary_of(session_id: str, events: list[Event]) -> Summary:
         user_messages=users,
         assistant_messages=assistants,
         preview=preview[:PREVIEW_CHARS],
-        type=kind if isinstance(kind, str) else "chat",
+        type=session_type(metadata),
         tags=tags,
         pinned=pinned,
         archived=archived,

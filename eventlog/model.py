@@ -84,6 +84,13 @@ class Summary(msgspec.Struct, omit_defaults=True):
 PREVIEW_CHARS = 100
 
 
+def session_type(metadata: dict[str, Any]) -> str:
+    """The list's ``type`` of a session: ``metadata["type"]`` when it is a string, else
+    "chat" (a journal written by another tool may hold anything there)."""
+    kind = metadata.get("type", "chat")
+    return kind if isinstance(kind, str) else "chat"
+
+
 def summarize(session: Session) -> Summary:
     """The list row of a session: counts, first user message as preview, type."""
     preview = ""
@@ -91,7 +98,6 @@ def summarize(session: Session) -> Summary:
     # append, and an assistant-only session would make each append O(messages)
     if session.stats.user_messages:
         preview = next((m.content for m in session.messages if m.role == "user"), "")
-    kind = session.metadata.get("type", "chat")
     return Summary(
         session_id=session.session_id,
         user_name=session.user_name,
@@ -102,7 +108,7 @@ def summarize(session: Session) -> Summary:
         user_messages=session.stats.user_messages,
         assistant_messages=session.stats.assistant_messages,
         preview=preview[:PREVIEW_CHARS],
-        type=kind if isinstance(kind, str) else "chat",
+        type=session_type(session.metadata),
         tags=list(session.tags),
         pinned=session.pinned,
         archived=session.archived,

@@ -34,7 +34,7 @@ from ...events import (
     SessionUpdated,
     encoder,
 )
-from ...model import Summary, summarize
+from ...model import Summary, session_type, summarize
 from ...ops import WriteRequest, builder
 from ...state import SessionState
 from .db import Database, connection_lost
@@ -75,8 +75,7 @@ def docs_of(state: SessionState, events: list[Event]) -> list[Doc]:
 def _counted(state: SessionState) -> tuple[bool, str, int]:
     """What the list's totals count a session under: (archived, type, messages)."""
     s = state.folder.view()
-    kind = s.metadata.get("type", "chat")
-    return s.archived, kind if isinstance(kind, str) else "chat", s.stats.total_messages
+    return s.archived, session_type(s.metadata), s.stats.total_messages
 
 
 class Writes:
