@@ -136,15 +136,23 @@ class Database:
                 await self.pool.release(c)
 
     @contextlib.asynccontextmanager
-    async def conn(self, doing: str) -> AsyncIterator[asyncpg.Connection]:
-        c = await self._acquire(doing)
+    async def _using(self, doing: str) -> AsyncIterator[None]:
+        """Database errors as ``translated`` words them; a lost connection also expires
+        the others (``_lost``)."""
         try:
             with translated(doing):
-                yield c
+                yield
         except Unavailable as e:
             if connection_lost(e):
                 await self._lost()
             raise
+
+    @contextlib.asynccontextmanager
+    async def conn(self, doing: str) -> AsyncIterator[asyncpg.Connection]:
+        c = await self._acquire(doing)
+        try:
+            async with self._using(doing):
+                yield c
         finally:
             await self._release(c)
 
@@ -171,13 +179,9 @@ class Database:
                 raise unavailable(e, doing) from e
         clean = False
         try:
-            with translated(doing):
+            async with self._using(doing):
                 yield c
             clean = True
-        except Unavailable as e:
-            if connection_lost(e):
-                await self._lost()
-            raise
         finally:
             if clean and not c.is_closed() and not c.is_in_transaction():
                 self._kept.append(c)
