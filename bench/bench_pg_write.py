@@ -41,7 +41,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import own_cpu_seconds, postgres_cpu_seconds
 from postgres_append import RAW_BODY, RAW_INSERT, RAW_TABLE
-from postgres_common import CONTENT, DEFAULT_URL, create_db, drop_db
+from postgres_common import CONTENT, create_db, drop_db, url_argument
 
 from eventlog.backends.postgres.backend import PostgresBackend
 from eventlog.backends.postgres.group import Count, Doc, Row, SessionWrite
@@ -274,11 +274,7 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--url",
-        default=os.environ.get("SESSIONLOG_TEST_DATABASE_URL") or DEFAULT_URL,
-        help="an admin URL of the cluster (creates and drops one bench_write_* database)",
-    )
+    url_argument(p, "one bench_write_* database")
     p.add_argument("--calls", type=int, default=1500, help="calls per step and round")
     p.add_argument("--rounds", type=int, default=3)
     sys.exit(uvloop.run(main(p.parse_args())))

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import wait_healthy
 from postgres_append import bench_append
 from postgres_big import bench_big
-from postgres_common import DEFAULT_URL, create_db, finish_db, rows, serve_db
+from postgres_common import create_db, finish_db, rows, serve_db, url_argument
 from postgres_fanout import bench_fanout
 
 # -- main ---------------------------------------------------------------------------------------
@@ -112,12 +112,7 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--url",
-        default=os.environ.get("SESSIONLOG_TEST_DATABASE_URL") or DEFAULT_URL,
-        help="an admin URL of the cluster (it creates and drops bench_* databases); "
-        "default $SESSIONLOG_TEST_DATABASE_URL or " + DEFAULT_URL,
-    )
+    url_argument(p, "bench_* databases")
     p.add_argument("--rounds", type=int, default=5, help="measured/anchor alternations")
     p.add_argument("--seconds", type=float, default=3.0, help="per throughput/latency run")
     p.add_argument("--clients", type=int, default=32)

@@ -4,6 +4,7 @@ them, and the report table every part adds its rows to."""
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -31,6 +32,16 @@ def med(xs: list[float]) -> float:
 
 def per_round(xs: list[float], fmt: Callable[[float], str]) -> str:
     return "rounds " + "/".join(fmt(x) for x in xs)
+
+
+def url_argument(p: argparse.ArgumentParser, creates: str) -> None:
+    """``--url``: an admin URL of the cluster the script ``creates`` databases in."""
+    p.add_argument(
+        "--url",
+        default=os.environ.get("SESSIONLOG_TEST_DATABASE_URL") or DEFAULT_URL,
+        help=f"an admin URL of the cluster (it creates and drops {creates}); "
+        "default $SESSIONLOG_TEST_DATABASE_URL or " + DEFAULT_URL,
+    )
 
 
 def db_url(admin: str, name: str) -> str:
